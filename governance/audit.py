@@ -1,0 +1,252 @@
+"""The audit writer: append-only, hash-chained audit events, written in the caller's transaction.
+
+Every service writes its audit event with ``audit_record`` (or ``audit_record_many`` for a
+set-based job) inside the same ``transaction.atomic()`` block as the change, so the change and
+its record commit or roll back together (DESIGN.md invariant 2). Part of the kernel: it names
+objects generically (``app_label.model`` + primary key) and imports no app.
+
+The chain: each row stores the previous row's ``hash`` as ``prev_hash`` and its own
+``hash = SHA-256(canonical JSON of its content + prev_hash)``. Writers serialise on the chain
+head (a transaction-scoped advisory lock on PostgreSQL; SQLite serialises writers itself).
+"""
+
+from __future__ import annotations
+
+import contextvars
+import hashlib
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from django.core.serializers.json import DjangoJSONEncoder
+from django.db import connection, models, transaction
+from django.utils import timezone
+
+from governance.models import AuditEvent
+
+GENESIS_HASH = "0" * 64
+_CHAIN_LOCK_KEY = 0x57A1_2A47  # arbitrary constant naming the audit chain's advisory lock
+
+request_id_var: contextvars.ContextVar[str] = contextvars.ContextVar("warrant_request_id", default="")
+
+
+@dataclass(frozen=True)
+class Actor:
+    """Who acts: a person, an integration (token acting for a person), an agent, or the system.
+
+    ``user`` is the Django user whose permissions apply (None for the system); it is not part
+    of equality.
+    """
+
+    type: str
+    id: str
+    label: str
+    user: object | None = field(default=None, compare=False, repr=False)
+    scopes: frozenset[str] | None = field(default=None, compare=False, repr=False)
+
+    @classmethod
+    def person(cls, user) -> Actor:
+        """The actor for a signed-in person."""
+        return cls(AuditEvent.ActorType.PERSON, str(user.pk), user.get_username(), user=user)
+
+    @classmethod
+    def integration(cls, token) -> Actor:
+        """The actor for an integration token; acts with its user's permissions within its scopes."""
+        label = f"{token.name} (token {token.prefix}, for {token.user.get_username()})"
+        return cls(
+            AuditEvent.ActorType.INTEGRATION, str(token.pk), label, user=token.user, scopes=frozenset(token.scopes)
+        )
+
+    @classmethod
+    def system(cls, name: str = "system") -> Actor:
+        """The actor for a scheduled job or other automatic change."""
+        return cls(AuditEvent.ActorType.SYSTEM, "", name)
+
+    @classmethod
+    def from_request(cls, request) -> Actor:
+        """The actor for a web or API request (integration token if one authenticated it)."""
+        token = getattr(request, "auth", None)
+        if token is not None and hasattr(token, "scopes"):
+            return cls.integration(token)
+        return cls.person(request.user)
+
+    @property
+    def is_system(self) -> bool:
+        return self.type == AuditEvent.ActorType.SYSTEM
+
+
+@dataclass(frozen=True)
+class PendingEvent:
+    """One audit event to write with ``audit_record_many``."""
+
+    verb: str
+    object_type: str
+    object_id: str
+    object_label: str = ""
+    before: dict | None = None
+    after: dict | None = None
+
+
+def object_type_of(obj: models.Model) -> str:
+    """``app_label.model`` for a model instance (the generic object name used in audit rows)."""
+    return obj._meta.label_lower
+
+
+def to_json(value):
+    """``value`` as plain JSON data (datetimes as ISO 8601 strings, decimals as strings)."""
+    if value is None:
+        return None
+    return json.loads(json.dumps(value, cls=DjangoJSONEncoder))
+
+
+def snapshot(obj: models.Model, fields: Iterable[str]) -> dict:
+    """A JSON-ready dict of ``fields`` of ``obj`` (foreign keys by id) for before/after."""
+    data = {}
+    for name in fields:
+        f = obj._meta.get_field(name)
+        data[name] = getattr(obj, f.attname)
+    return to_json(data)
+
+
+def _iso(value: datetime) -> str:
+    return value.astimezone(UTC).isoformat(timespec="microseconds")
+
+
+def event_digest(event: AuditEvent) -> str:
+    """SHA-256 hex digest of an event's canonical content chained to ``event.prev_hash``."""
+    content = {
+        "occurred_at": _iso(event.occurred_at),
+        "actor_type": event.actor_type,
+        "actor_id": event.actor_id,
+        "actor_label": event.actor_label,
+        "verb": event.verb,
+        "object_type": event.object_type,
+        "object_id": event.object_id,
+        "object_label": event.object_label,
+        "before": event.before,
+        "after": event.after,
+        "request_id": event.request_id,
+        "prev_hash": event.prev_hash,
+    }
+    canonical = json.dumps(content, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def _lock_chain_head() -> str:
+    """Serialise audit writers until the transaction ends; return the current head hash."""
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_xact_lock(%s)", [_CHAIN_LOCK_KEY])
+    head = AuditEvent.objects.order_by("-id").values_list("hash", flat=True).first()
+    return head or GENESIS_HASH
+
+
+def _require_transaction() -> None:
+    if not transaction.get_connection().in_atomic_block:
+        raise RuntimeError("audit events are written inside the transaction of the change they record")
+
+
+def audit_record(
+    *,
+    actor: Actor,
+    verb: str,
+    obj: models.Model | None = None,
+    object_type: str = "",
+    object_id: str = "",
+    object_label: str = "",
+    before: dict | None = None,
+    after: dict | None = None,
+    at: datetime | None = None,
+) -> AuditEvent:
+    """Append one audit event, chained to the previous one; call inside the change's transaction.
+
+    ``obj`` names the object (or pass ``object_type``/``object_id``/``object_label``);
+    ``before``/``after`` are JSON-ready dicts of the changed fields; ``at`` defaults to now (UTC).
+    Raises ``RuntimeError`` outside a transaction.
+    """
+    return audit_record_many(
+        actor=actor,
+        events=[
+            PendingEvent(
+                verb=verb,
+                object_type=object_type_of(obj) if obj is not None else object_type,
+                object_id=str(obj.pk) if obj is not None else str(object_id),
+                object_label=(str(obj) if obj is not None else object_label)[:300],
+                before=before,
+                after=after,
+            )
+        ],
+        at=at,
+    )[0]
+
+
+def audit_record_many(
+    *, actor: Actor, events: Iterable[PendingEvent], at: datetime | None = None, batch_size: int = 2000
+) -> list[AuditEvent]:
+    """Append many audit events in order, chained, with ``bulk_create`` in batches.
+
+    Used by set-based jobs. All events share ``actor``, ``at`` (default now, UTC) and the
+    current request id. Raises ``RuntimeError`` outside a transaction.
+    """
+    _require_transaction()
+    occurred_at = at or timezone.now()
+    request_id = request_id_var.get()
+    prev = _lock_chain_head()
+    written: list[AuditEvent] = []
+    batch: list[AuditEvent] = []
+    for pending in events:
+        event = AuditEvent(
+            occurred_at=occurred_at,
+            actor_type=actor.type,
+            actor_id=actor.id,
+            actor_label=actor.label[:200],
+            verb=pending.verb,
+            object_type=pending.object_type,
+            object_id=pending.object_id,
+            object_label=pending.object_label[:300],
+            before=to_json(pending.before),
+            after=to_json(pending.after),
+            request_id=request_id,
+            prev_hash=prev,
+        )
+        event.hash = event_digest(event)
+        prev = event.hash
+        batch.append(event)
+        if len(batch) >= batch_size:
+            written.extend(AuditEvent.objects.bulk_create(batch))
+            batch = []
+    if batch:
+        written.extend(AuditEvent.objects.bulk_create(batch))
+    return written
+
+
+@dataclass(frozen=True)
+class ChainBreak:
+    """Where verification failed: the row id and what is wrong with it."""
+
+    event_id: int
+    problem: str
+
+
+def audit_verify(*, chunk_size: int = 5000) -> ChainBreak | None:
+    """Walk the chain in id order; return the first broken row, or None when intact.
+
+    A changed row fails its own digest; an inserted or deleted row breaks the next row's
+    ``prev_hash`` link. Reads in chunks, so memory stays bounded by ``chunk_size``.
+    """
+    prev = GENESIS_HASH
+    last_id = 0
+    while True:
+        rows = list(AuditEvent.objects.filter(id__gt=last_id).order_by("id")[:chunk_size])
+        if not rows:
+            return None
+        for event in rows:
+            if event.prev_hash != prev:
+                return ChainBreak(
+                    event.id, "previous-hash link broken: a row before it was inserted, deleted or changed"
+                )
+            if event_digest(event) != event.hash:
+                return ChainBreak(event.id, "content does not match its hash: the row was changed")
+            prev = event.hash
+            last_id = event.id

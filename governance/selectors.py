@@ -1,0 +1,64 @@
+"""Reads of findings and audit events shared by the web UI and the REST API.
+
+This is the governance domain (above the inventory), so it may join findings to the agents
+and credentials they are about.
+"""
+
+from django.contrib.contenttypes.models import ContentType
+from django.db.models import Case, OuterRef, QuerySet, Subquery, When
+
+from governance.models import AuditEvent, Finding, IntegrationToken
+from governance.roles import can_read_all, is_iam_admin
+from inventory.models import Agent, Credential
+from inventory.permissions import visible_agents_q
+
+
+def finding_list(*, user) -> QuerySet[Finding]:
+    """Findings visible to ``user`` (all for admins and auditors, their agents' for owners).
+
+    Annotated with ``agent_name``, ``agent_slug`` and ``credential_external_id`` (the latter
+    only when the subject is a credential); newest first, ties broken by id.
+    """
+    qs = Finding.objects.all()
+    if not can_read_all(user):
+        qs = qs.filter(agent_id__in=Agent.objects.filter(visible_agents_q(user)).values("pk"))
+    agent = Agent.objects.filter(pk=OuterRef("agent_id"))
+    credential_ct = ContentType.objects.get_for_model(Credential)
+    credential = Credential.objects.filter(pk=OuterRef("subject_id"))
+    return qs.select_related("subject_type").annotate(
+        agent_name=Subquery(agent.values("name")[:1]),
+        agent_slug=Subquery(agent.values("slug")[:1]),
+        credential_external_id=Case(
+            When(subject_type=credential_ct, then=Subquery(credential.values("external_id")[:1])), default=None
+        ),
+    ).order_by("-last_seen_at", "-id")
+
+
+def finding_get(*, user, pk: int) -> Finding:
+    """One finding visible to ``user``; raises ``Finding.DoesNotExist`` otherwise."""
+    return finding_list(user=user).get(pk=pk)
+
+
+def audit_event_list(*, user) -> QuerySet[AuditEvent]:
+    """Audit events: IAM admins and auditors read all; others read the events of their agents.
+
+    Newest first (id descending: the chain order).
+    """
+    qs = AuditEvent.objects.all()
+    if not can_read_all(user):
+        agent_ids = [str(pk) for pk in Agent.objects.filter(visible_agents_q(user)).values_list("pk", flat=True)]
+        qs = qs.filter(object_type="inventory.agent", object_id__in=agent_ids)
+    return qs.order_by("-id")
+
+
+def audit_events_for(*, obj) -> QuerySet[AuditEvent]:
+    """The audit trail of one object, newest first."""
+    return AuditEvent.objects.filter(object_type=obj._meta.label_lower, object_id=str(obj.pk)).order_by("-id")
+
+
+def integration_token_list(*, user) -> QuerySet[IntegrationToken]:
+    """Tokens ``user`` may see: their own; IAM admins see all."""
+    qs = IntegrationToken.objects.select_related("user", "created_by")
+    if not is_iam_admin(user):
+        qs = qs.filter(user=user)
+    return qs.order_by("-created_at", "-id")

@@ -1,0 +1,225 @@
+"""Governance writes: working findings, issuing integration tokens, editing the policy.
+
+Same contract as every service: keyword-only, acting ``Actor`` first, permission → state →
+validation → write → audit event, in one transaction. Raises ``PermissionDenied`` (403),
+``Conflict`` (409) or ``ValidationError`` (400).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from datetime import datetime, timedelta
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from governance.audit import Actor, audit_record, snapshot
+from governance.errors import Conflict, PermissionDenied, ValidationError
+from governance.models import Finding, IntegrationToken, Policy
+from governance.roles import is_iam_admin
+from inventory.models import Agent
+from inventory.permissions import is_owner_of
+
+TOKEN_PREFIX = "wrt_"
+FINDING_FIELDS = ("status", "acknowledged_at", "acknowledged_by", "risk_accepted_until", "risk_accepted_by",
+                  "resolved_at", "resolved_by", "resolution_note")
+
+
+def _lock_finding(finding: Finding) -> Finding:
+    return Finding.objects.select_for_update().get(pk=finding.pk)
+
+
+def can_work_finding(user, finding: Finding) -> bool:
+    """IAM admins work every finding; owners work the findings of the agents they own or back up."""
+    if is_iam_admin(user):
+        return True
+    return finding.agent_id is not None and _owns_agent(user, finding.agent_id)
+
+
+def _owns_agent(user, agent_id: int) -> bool:
+    agent = Agent.objects.filter(pk=agent_id).only("owner_id", "backup_owner_id").first()
+    return agent is not None and is_owner_of(user, agent)
+
+
+def _require_can_work(actor: Actor, finding: Finding) -> None:
+    if not (actor.is_system or can_work_finding(actor.user, finding)):
+        raise PermissionDenied("You may work only the findings of agents you own or back up.")
+
+
+def finding_acknowledge(*, actor: Actor, finding: Finding, note: str = "") -> Finding:
+    """Acknowledge an open finding: someone is on it. Raises PermissionDenied, Conflict (not open)."""
+    now = timezone.now()
+    with transaction.atomic():
+        finding = _lock_finding(finding)
+        _require_can_work(actor, finding)
+        if finding.status != Finding.Status.OPEN:
+            raise Conflict(f"Only an open finding can be acknowledged; this one is {finding.get_status_display().lower()}.")
+        before = snapshot(finding, FINDING_FIELDS)
+        finding.status = Finding.Status.ACKNOWLEDGED
+        finding.acknowledged_at = now
+        finding.acknowledged_by = actor.label[:200]
+        if note:
+            finding.resolution_note = note
+        finding.save()
+        audit_record(actor=actor, verb="finding.acknowledge", obj=finding, before=before,
+                     after={**snapshot(finding, FINDING_FIELDS), "note": note}, at=now)
+    return finding
+
+
+def finding_resolve(*, actor: Actor, finding: Finding, note: str) -> Finding:
+    """Resolve a finding by hand, with a note saying what was done.
+
+    If its condition still holds, the next job run opens a new finding. Raises PermissionDenied,
+    Conflict (already resolved), ValidationError (no note).
+    """
+    note = (note or "").strip()
+    if not note:
+        raise ValidationError({"note": "Say what was done to resolve it."})
+    now = timezone.now()
+    with transaction.atomic():
+        finding = _lock_finding(finding)
+        _require_can_work(actor, finding)
+        if finding.status == Finding.Status.RESOLVED:
+            raise Conflict("This finding is already resolved.")
+        before = snapshot(finding, FINDING_FIELDS)
+        finding.status = Finding.Status.RESOLVED
+        finding.resolved_at = now
+        finding.resolved_by = actor.label[:200]
+        finding.resolution_note = note
+        finding.save()
+        audit_record(actor=actor, verb="finding.resolve", obj=finding, before=before,
+                     after=snapshot(finding, FINDING_FIELDS), at=now)
+    return finding
+
+
+MAX_RISK_ACCEPTANCE = timedelta(days=365)
+
+
+def finding_accept_risk(*, actor: Actor, finding: Finding, until: datetime, note: str) -> Finding:
+    """Accept the risk of a finding until ``until`` (aware datetime, UTC stored; at most a year ahead).
+
+    IAM admins only. When ``until`` passes and the condition still holds, the finding reopens.
+    Raises PermissionDenied, Conflict (resolved), ValidationError (no note, until not in the future).
+    """
+    note = (note or "").strip()
+    errors = {}
+    if not note:
+        errors["note"] = "Say why the risk is acceptable."
+    now = timezone.now()
+    if until is None or timezone.is_naive(until):
+        errors["until"] = "Give the date and time the acceptance ends, with its timezone."
+    elif until <= now:
+        errors["until"] = "The acceptance must end in the future."
+    elif until - now > MAX_RISK_ACCEPTANCE:
+        errors["until"] = "A risk can be accepted for at most 365 days."
+    if not (actor.is_system or is_iam_admin(actor.user)):
+        raise PermissionDenied("Only IAM admins may accept a risk.")
+    if errors:
+        raise ValidationError(errors)
+    with transaction.atomic():
+        finding = _lock_finding(finding)
+        if finding.status == Finding.Status.RESOLVED:
+            raise Conflict("A resolved finding has no risk to accept.")
+        before = snapshot(finding, FINDING_FIELDS)
+        finding.status = Finding.Status.RISK_ACCEPTED
+        finding.risk_accepted_until = until
+        finding.risk_accepted_by = actor.label[:200]
+        finding.resolution_note = note
+        finding.save()
+        audit_record(actor=actor, verb="finding.accept_risk", obj=finding, before=before,
+                     after=snapshot(finding, FINDING_FIELDS), at=now)
+    return finding
+
+
+# --- integration tokens --------------------------------------------------------------------
+
+
+def token_digest(clear: str) -> str:
+    """SHA-256 hex digest of a clear token (what is stored; invariant 9)."""
+    return hashlib.sha256(clear.encode()).hexdigest()
+
+
+def integration_token_issue(
+    *, actor: Actor, user, name: str, scopes: list[str], expires_at: datetime
+) -> tuple[IntegrationToken, str]:
+    """Issue an API token acting for ``user`` within ``scopes``; returns ``(token, clear_text)``.
+
+    The clear text is shown once and never stored. People issue tokens for themselves; IAM
+    admins for anyone. ``expires_at`` must be in the future and within
+    ``WARRANT_TOKEN_MAX_DAYS``. Raises PermissionDenied, ValidationError.
+    """
+    if actor.type == "integration":
+        raise PermissionDenied("Tokens are issued by people, not by other tokens.")
+    if not (actor.is_system or is_iam_admin(actor.user) or (actor.user and actor.user.pk == user.pk)):
+        raise PermissionDenied("You may issue tokens only for yourself.")
+    errors = {}
+    name = (name or "").strip()
+    if not name:
+        errors["name"] = "Name the integration that will use this token."
+    allowed = set(IntegrationToken.Scope.values)
+    unknown = [s for s in scopes if s not in allowed]
+    if not scopes:
+        errors["scopes"] = "Choose at least one scope."
+    elif unknown:
+        errors["scopes"] = f"Unknown scopes: {', '.join(unknown)}. Allowed: {', '.join(sorted(allowed))}."
+    now = timezone.now()
+    if expires_at is None or timezone.is_naive(expires_at):
+        errors["expires_at"] = "Give the expiry with its timezone."
+    elif expires_at <= now:
+        errors["expires_at"] = "A token must expire in the future."
+    elif expires_at - now > timedelta(days=settings.WARRANT_TOKEN_MAX_DAYS):
+        errors["expires_at"] = f"A token may live at most {settings.WARRANT_TOKEN_MAX_DAYS} days."
+    if not user.is_active:
+        errors["user"] = "The token's user must be active."
+    if errors:
+        raise ValidationError(errors)
+    clear = TOKEN_PREFIX + secrets.token_urlsafe(32)
+    with transaction.atomic():
+        token = IntegrationToken.objects.create(
+            name=name, user=user, prefix=clear[: len(TOKEN_PREFIX) + 8], digest=token_digest(clear),
+            scopes=sorted(set(scopes)), created_at=now, expires_at=expires_at, created_by=actor.user,
+        )
+        audit_record(actor=actor, verb="token.issue", obj=token,
+                     after=snapshot(token, ("name", "user", "prefix", "scopes", "expires_at")), at=now)
+    return token, clear
+
+
+def integration_token_revoke(*, actor: Actor, token: IntegrationToken) -> IntegrationToken:
+    """Revoke a token at once. Its owner or an IAM admin. Raises PermissionDenied, Conflict."""
+    if not (actor.is_system or is_iam_admin(actor.user) or (actor.user and actor.user.pk == token.user_id)):
+        raise PermissionDenied("You may revoke only your own tokens.")
+    now = timezone.now()
+    with transaction.atomic():
+        token = IntegrationToken.objects.select_for_update().get(pk=token.pk)
+        if token.revoked_at is not None:
+            raise Conflict("This token is already revoked.")
+        token.revoked_at = now
+        token.save(update_fields=["revoked_at"])
+        audit_record(actor=actor, verb="token.revoke", obj=token, after={"revoked_at": now}, at=now)
+    return token
+
+
+# --- policy --------------------------------------------------------------------------------
+
+POLICY_FIELDS = ("unused_after_days", "never_used_grace_days", "rotation_period_days", "expiring_within_days")
+
+
+def policy_update(*, actor: Actor, **changes) -> Policy:
+    """Change the governance policy (IAM admins). Unknown fields and bad values → ValidationError."""
+    if not (actor.is_system or is_iam_admin(actor.user)):
+        raise PermissionDenied("Only IAM admins may change the policy.")
+    unknown = set(changes) - set(POLICY_FIELDS)
+    if unknown:
+        raise ValidationError({k: "Unknown policy setting." for k in sorted(unknown)})
+    with transaction.atomic():
+        Policy.current()
+        policy = Policy.objects.select_for_update().get(pk=1)
+        before = snapshot(policy, changes)
+        for k, v in changes.items():
+            setattr(policy, k, v)
+        policy.full_clean()
+        policy.save()
+        audit_record(actor=actor, verb="policy.update", obj=policy, before=before, after=snapshot(policy, changes))
+    return policy

@@ -1,0 +1,5 @@
+"""Web UI routes."""
+
+from django.urls import path  # noqa: F401
+
+urlpatterns = []

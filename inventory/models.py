@@ -1,0 +1,310 @@
+"""Inventory: teams, agents, workload identities, credentials and tools.
+
+A credential is never the secret: Warrant keeps its kind, provider, an external id or a
+fingerprint, and the dates that say whether it is stale (OWASP NHI Top 10: NHI1, NHI7).
+"""
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.db import models
+from django.db.models import Q
+
+
+class DataClass(models.TextChoices):
+    PII = "pii", "Personal data"
+    PAYMENT = "payment", "Payment data"
+    HEALTH = "health", "Health data"
+    PRODUCTION = "production", "Production systems"
+    SECRETS = "secrets", "Secrets"
+    SOURCE_CODE = "source_code", "Source code"
+    CONFIDENTIAL = "confidential", "Confidential business data"
+    PUBLIC = "public", "Public data"
+
+
+class AccessLevel(models.TextChoices):
+    READ = "read", "Read"
+    WRITE = "write", "Write"
+    EXECUTE = "execute", "Execute"
+
+
+def validate_choice_list(values, choices_cls, label: str) -> None:
+    """Raise ``ValidationError`` unless ``values`` is a list of distinct values of ``choices_cls``."""
+    if not isinstance(values, list):
+        raise ValidationError(f"{label} must be a list.")
+    allowed = set(choices_cls.values)
+    unknown = [v for v in values if v not in allowed]
+    if unknown:
+        raise ValidationError(
+            f"Unknown {label}: {', '.join(map(str, unknown))}. Allowed: {', '.join(sorted(allowed))}."
+        )
+    if len(set(values)) != len(values):
+        raise ValidationError(f"{label} must not repeat a value.")
+
+
+class Team(models.Model):
+    """A team that agents belong to; its members share the orphans queue for those agents."""
+
+    name = models.CharField(max_length=100, unique=True)
+    slug = models.SlugField(max_length=100, unique=True)
+    description = models.TextField(blank=True)
+    members = models.ManyToManyField(settings.AUTH_USER_MODEL, blank=True, related_name="teams")
+
+    class Meta:
+        ordering = ["name", "id"]
+
+    def __str__(self):
+        return self.name
+
+
+class Agent(models.Model):
+    """An AI agent or other non-human identity with execution power, and its owner.
+
+    Lifecycle: ``proposed → active ⇄ suspended → decommissioned`` (terminal). A live agent
+    (active or suspended) always has an owner (database constraint); an agent found by an
+    import starts proposed and ownerless until an IAM admin assigns one.
+    """
+
+    class Kind(models.TextChoices):
+        AUTONOMOUS_AGENT = "autonomous_agent", "Autonomous agent"
+        ASSISTANT = "assistant", "Assistant"
+        WORKFLOW_BOT = "workflow_bot", "Workflow bot"
+        SERVICE_ACCOUNT = "service_account", "Service account"
+
+    class State(models.TextChoices):
+        PROPOSED = "proposed", "Proposed"
+        ACTIVE = "active", "Active"
+        SUSPENDED = "suspended", "Suspended"
+        DECOMMISSIONED = "decommissioned", "Decommissioned"
+
+    class Environment(models.TextChoices):
+        DEVELOPMENT = "development", "Development"
+        STAGING = "staging", "Staging"
+        PRODUCTION = "production", "Production"
+
+    class Autonomy(models.TextChoices):
+        HUMAN_IN_THE_LOOP = "human_in_the_loop", "Human in the loop"
+        HUMAN_ON_THE_LOOP = "human_on_the_loop", "Human on the loop"
+        AUTONOMOUS = "autonomous", "Fully autonomous"
+
+    class RiskTier(models.TextChoices):
+        UNASSESSED = "unassessed", "Unassessed"
+        LOW = "low", "Low"
+        MEDIUM = "medium", "Medium"
+        HIGH = "high", "High"
+        CRITICAL = "critical", "Critical"
+
+    class Source(models.TextChoices):
+        REGISTERED = "registered", "Registered by a person"
+        AWS_CREDENTIAL_REPORT = "aws_credential_report", "AWS IAM credential report"
+
+    LIVE_STATES = (State.ACTIVE, State.SUSPENDED)
+
+    slug = models.SlugField(max_length=100, unique=True)
+    name = models.CharField(max_length=200)
+    purpose = models.TextField(blank=True)
+    kind = models.CharField(max_length=32, choices=Kind.choices)
+    platform = models.CharField(max_length=100, blank=True)
+    environment = models.CharField(max_length=16, choices=Environment.choices, default=Environment.PRODUCTION)
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="owned_agents"
+    )
+    backup_owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="backed_up_agents"
+    )
+    team = models.ForeignKey(Team, on_delete=models.PROTECT, null=True, blank=True, related_name="agents")
+    state = models.CharField(max_length=16, choices=State.choices, default=State.PROPOSED, db_index=True)
+    state_changed_at = models.DateTimeField()
+    state_reason = models.TextField(blank=True)
+    autonomy_level = models.CharField(max_length=24, choices=Autonomy.choices, default=Autonomy.HUMAN_IN_THE_LOOP)
+    data_classes = models.JSONField(default=list, blank=True)
+    risk_tier = models.CharField(max_length=16, choices=RiskTier.choices, default=RiskTier.UNASSESSED, db_index=True)
+    source = models.CharField(max_length=32, choices=Source.choices, default=Source.REGISTERED)
+    external_ref = models.CharField(
+        max_length=300, null=True, blank=True, unique=True,
+        help_text="The identifier at the source that found this agent (e.g. an IAM user ARN).",
+    )
+    next_attestation_due = models.DateField(null=True, blank=True)
+    created_at = models.DateTimeField()
+    updated_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["name", "id"]
+        constraints = [
+            models.CheckConstraint(
+                condition=~Q(state__in=["active", "suspended"]) | Q(owner__isnull=False),
+                name="agent_live_has_owner",
+            ),
+            models.CheckConstraint(
+                condition=Q(backup_owner__isnull=True) | ~Q(backup_owner=models.F("owner")),
+                name="agent_backup_owner_differs",
+            ),
+        ]
+
+    def __str__(self):
+        return self.name
+
+    def clean(self):
+        validate_choice_list_field(self, "data_classes", DataClass, "data classes")
+
+    @property
+    def is_live(self) -> bool:
+        return self.state in self.LIVE_STATES
+
+
+def validate_choice_list_field(obj, field_name: str, choices_cls, label: str) -> None:
+    """``validate_choice_list`` for a model field, raising a field-keyed ``ValidationError``."""
+    try:
+        validate_choice_list(getattr(obj, field_name), choices_cls, label)
+    except ValidationError as exc:
+        raise ValidationError({field_name: exc.messages}) from None
+
+
+class WorkloadIdentity(models.Model):
+    """How an agent proves what it is. Distinct per agent: one identity, one agent (NHI9)."""
+
+    class Type(models.TextChoices):
+        SPIFFE = "spiffe", "SPIFFE ID"
+        OIDC = "oidc", "OIDC issuer + subject"
+        AWS_IAM_USER = "aws_iam_user", "AWS IAM user"
+        AWS_IAM_ROLE = "aws_iam_role", "AWS IAM role"
+        GCP_SERVICE_ACCOUNT = "gcp_service_account", "GCP service account"
+        AZURE_MANAGED_IDENTITY = "azure_managed_identity", "Azure managed identity"
+        KUBERNETES_SERVICE_ACCOUNT = "kubernetes_service_account", "Kubernetes service account"
+
+    agent = models.ForeignKey(Agent, on_delete=models.CASCADE, related_name="identities")
+    type = models.CharField(max_length=32, choices=Type.choices)
+    issuer = models.CharField(max_length=300, blank=True, help_text="OIDC issuer URL; blank for other types.")
+    identifier = models.CharField(max_length=500)
+    created_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["type", "identifier", "id"]
+        verbose_name_plural = "workload identities"
+        constraints = [
+            models.UniqueConstraint(fields=["type", "issuer", "identifier"], name="workload_identity_unique"),
+            models.CheckConstraint(condition=~Q(type="oidc") | ~Q(issuer=""), name="workload_identity_oidc_issuer"),
+        ]
+
+    def __str__(self):
+        if self.issuer:
+            return f"{self.get_type_display()}: {self.issuer} {self.identifier}"
+        return f"{self.get_type_display()}: {self.identifier}"
+
+    def clean(self):
+        if self.type == self.Type.SPIFFE and not self.identifier.startswith("spiffe://"):
+            raise ValidationError({"identifier": "A SPIFFE ID starts with spiffe://."})
+        if self.type == self.Type.OIDC and not self.issuer:
+            raise ValidationError({"issuer": "An OIDC identity needs its issuer."})
+        if self.type != self.Type.OIDC and self.issuer:
+            raise ValidationError({"issuer": "Only OIDC identities have an issuer."})
+
+
+class Credential(models.Model):
+    """A credential an agent holds — never the secret itself.
+
+    Usage (``last_used_at``) is as its source knew it at ``observed_at``; ``usage_tracked``
+    says whether the source reports usage at all (AWS does for access keys, not for signing
+    certificates). All datetimes are UTC.
+    """
+
+    class Kind(models.TextChoices):
+        ACCESS_KEY = "access_key", "Access key"
+        SIGNING_CERTIFICATE = "signing_certificate", "Signing certificate"
+        CONSOLE_PASSWORD = "console_password", "Console password"
+        API_KEY = "api_key", "API key"
+        OAUTH_CLIENT_SECRET = "oauth_client_secret", "OAuth client secret"
+        SSH_KEY = "ssh_key", "SSH key"
+        X509_CERTIFICATE = "x509_certificate", "X.509 certificate"
+        TOKEN = "token", "Token"
+
+    class Status(models.TextChoices):
+        ACTIVE = "active", "Active"
+        INACTIVE = "inactive", "Inactive"
+        REVOKED = "revoked", "Revoked"
+
+    agent = models.ForeignKey(Agent, on_delete=models.CASCADE, related_name="credentials")
+    kind = models.CharField(max_length=32, choices=Kind.choices)
+    provider = models.CharField(max_length=64)
+    external_id = models.CharField(max_length=300, help_text="The provider's id for it, or a slot such as ARN#access_key_1.")
+    fingerprint = models.CharField(max_length=100, blank=True, help_text="sha256:… of the public part or key id; never the secret.")
+    label = models.CharField(max_length=200, blank=True)
+    created_at = models.DateTimeField(help_text="When the credential was created at its provider (UTC).")
+    last_rotated_at = models.DateTimeField(null=True, blank=True)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+    usage_tracked = models.BooleanField(default=True)
+    observed_at = models.DateTimeField(help_text="As of when usage data is known (e.g. the report's generation time).")
+    expires_at = models.DateTimeField(null=True, blank=True)
+    rotation_period_days = models.PositiveIntegerField(null=True, blank=True, help_text="Blank: the policy default.")
+    ephemeral = models.BooleanField(default=False)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.ACTIVE, db_index=True)
+    status_changed_at = models.DateTimeField(null=True, blank=True)
+    recorded_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["agent_id", "kind", "external_id", "id"]
+        constraints = [
+            models.UniqueConstraint(fields=["provider", "external_id"], name="credential_unique_external_id"),
+            models.CheckConstraint(condition=~Q(rotation_period_days=0), name="credential_rotation_period_positive"),
+        ]
+
+    def __str__(self):
+        return self.label or f"{self.get_kind_display()} {self.external_id}"
+
+    @property
+    def rotated_or_created_at(self):
+        return self.last_rotated_at or self.created_at
+
+    def clean(self):
+        if self.expires_at and self.created_at and self.expires_at <= self.created_at:
+            raise ValidationError({"expires_at": "A credential expires after it is created."})
+        if self.last_used_at and self.observed_at and self.last_used_at > self.observed_at:
+            raise ValidationError({"last_used_at": "Last use cannot be after the time it was observed."})
+        if self.fingerprint and not self.fingerprint.startswith("sha256:"):
+            raise ValidationError({"fingerprint": "Give a fingerprint as sha256:<hex>, never the secret."})
+
+
+class Tool(models.Model):
+    """Something an agent can call: an MCP server's tools or an API.
+
+    Access is split into ``read``, ``write`` and ``execute``; ``destination`` says whether
+    calls leave the organisation.
+    """
+
+    class Transport(models.TextChoices):
+        STDIO = "stdio", "stdio (local process)"
+        HTTP = "http", "Streamable HTTP"
+        SSE = "sse", "Server-sent events"
+        API = "api", "HTTP API"
+
+    class Destination(models.TextChoices):
+        INTERNAL = "internal", "Internal"
+        EXTERNAL = "external", "External"
+
+    agent = models.ForeignKey(Agent, on_delete=models.CASCADE, related_name="tools")
+    name = models.CharField(max_length=100)
+    transport = models.CharField(max_length=16, choices=Transport.choices)
+    command = models.CharField(max_length=500, blank=True)
+    args = models.JSONField(default=list, blank=True)
+    url = models.CharField(max_length=1000, blank=True)
+    env_keys = models.JSONField(default=list, blank=True, help_text="Names of environment variables (never values).")
+    access_levels = models.JSONField(default=list, blank=True)
+    data_classes = models.JSONField(default=list, blank=True)
+    destination = models.CharField(max_length=16, choices=Destination.choices, default=Destination.INTERNAL)
+    source = models.CharField(max_length=200, blank=True, help_text="Where it was found, e.g. the imported file's name.")
+    created_at = models.DateTimeField()
+    updated_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["agent_id", "name", "id"]
+        constraints = [models.UniqueConstraint(fields=["agent", "name"], name="tool_unique_per_agent")]
+
+    def __str__(self):
+        return f"{self.name} ({self.agent})" if self.agent_id else self.name
+
+    def clean(self):
+        validate_choice_list_field(self, "access_levels", AccessLevel, "access levels")
+        validate_choice_list_field(self, "data_classes", DataClass, "data classes")
+        if self.transport == self.Transport.STDIO and not self.command:
+            raise ValidationError({"command": "A stdio tool needs the command that starts it."})
+        if self.transport in (self.Transport.HTTP, self.Transport.SSE, self.Transport.API) and not self.url:
+            raise ValidationError({"url": "A remote tool needs its URL."})

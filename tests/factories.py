@@ -1,0 +1,125 @@
+"""factory_boy factories for Warrant's models. Datetimes are UTC and fixed unless a test sets them."""
+
+from datetime import UTC, datetime
+
+import factory
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Group
+
+from governance import roles
+from inventory.models import Agent, Credential, Team, Tool, WorkloadIdentity
+
+T0 = datetime(2026, 11, 15, 6, 0, tzinfo=UTC)
+
+
+class UserFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = get_user_model()
+        django_get_or_create = ("username",)
+        skip_postgeneration_save = True
+
+    username = factory.Sequence(lambda n: f"person{n}")
+    email = factory.LazyAttribute(lambda o: f"{o.username}@example.com")
+    password = factory.django.Password("correct-horse-battery")
+
+    @factory.post_generation
+    def role(self, create, extracted, **kwargs):
+        """``UserFactory(role="IAM admin")`` puts the person in that role's group."""
+        if create and extracted:
+            add_role(self, extracted)
+
+
+def add_role(user, role_name: str) -> None:
+    group, _ = Group.objects.get_or_create(name=role_name)
+    user.groups.add(group)
+
+
+class IamAdminFactory(UserFactory):
+    @factory.post_generation
+    def role(self, create, extracted, **kwargs):
+        if create:
+            add_role(self, extracted or roles.IAM_ADMIN)
+
+
+class OwnerFactory(UserFactory):
+    @factory.post_generation
+    def role(self, create, extracted, **kwargs):
+        if create:
+            add_role(self, extracted or roles.AGENT_OWNER)
+
+
+class AuditorFactory(UserFactory):
+    @factory.post_generation
+    def role(self, create, extracted, **kwargs):
+        if create:
+            add_role(self, extracted or roles.AUDITOR)
+
+
+class TeamFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Team
+
+    name = factory.Sequence(lambda n: f"Team {n}")
+    slug = factory.Sequence(lambda n: f"team-{n}")
+
+
+class AgentFactory(factory.django.DjangoModelFactory):
+    """An active, owned agent unless told otherwise."""
+
+    class Meta:
+        model = Agent
+
+    slug = factory.Sequence(lambda n: f"agent-{n}")
+    name = factory.Sequence(lambda n: f"Agent {n}")
+    purpose = "Triage support tickets."
+    kind = Agent.Kind.AUTONOMOUS_AGENT
+    platform = "langgraph"
+    environment = Agent.Environment.PRODUCTION
+    owner = factory.SubFactory(OwnerFactory)
+    team = factory.SubFactory(TeamFactory)
+    state = Agent.State.ACTIVE
+    state_changed_at = T0
+    created_at = T0
+    updated_at = T0
+
+
+class WorkloadIdentityFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = WorkloadIdentity
+
+    agent = factory.SubFactory(AgentFactory)
+    type = WorkloadIdentity.Type.SPIFFE
+    identifier = factory.Sequence(lambda n: f"spiffe://example.org/agent/{n}")
+    created_at = T0
+
+
+class CredentialFactory(factory.django.DjangoModelFactory):
+    """An active, recently rotated, recently used access key."""
+
+    class Meta:
+        model = Credential
+
+    agent = factory.SubFactory(AgentFactory)
+    kind = Credential.Kind.ACCESS_KEY
+    provider = "aws"
+    external_id = factory.Sequence(lambda n: f"arn:aws:iam::123456789012:user/agent-{n}#access_key_1")
+    created_at = datetime(2026, 11, 1, tzinfo=UTC)
+    last_rotated_at = datetime(2026, 11, 1, tzinfo=UTC)
+    last_used_at = datetime(2026, 11, 14, tzinfo=UTC)
+    observed_at = T0
+    recorded_at = T0
+    status = Credential.Status.ACTIVE
+
+
+class ToolFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Tool
+
+    agent = factory.SubFactory(AgentFactory)
+    name = factory.Sequence(lambda n: f"tool-{n}")
+    transport = Tool.Transport.STDIO
+    command = "npx"
+    args = factory.LazyFunction(lambda: ["-y", "mcp-server"])
+    access_levels = factory.LazyFunction(lambda: ["read"])
+    created_at = T0
+    updated_at = T0
