@@ -1,0 +1,51 @@
+"""The strict FilterSet base shared by every list page and list endpoint.
+
+An unknown query parameter or an unknown choice value is an error (400 in the API, a
+message on the page), never silently ignored.
+"""
+
+import django_filters
+from django import forms
+
+# Query parameters that belong to pagination, ordering or htmx, not to filtering.
+RESERVED_PARAMS = frozenset({"page", "page_size", "cursor", "ordering", "format"})
+
+
+class StrictFilterSet(django_filters.FilterSet):
+    """A FilterSet that rejects query parameters it does not define (and repeated singletons)."""
+
+    extra_params: frozenset[str] = frozenset()
+
+    def is_valid(self):
+        valid = super().is_valid()
+        unknown = sorted(set(self.data.keys()) - set(self.filters) - RESERVED_PARAMS - set(self.extra_params))
+        if unknown:
+            allowed = ", ".join(sorted(set(self.filters) | RESERVED_PARAMS | set(self.extra_params)))
+            for name in unknown:
+                self.form.add_error(None, forms.ValidationError(
+                    f"Unknown filter {name!r}. Allowed: {allowed}.", code="unknown_filter"
+                ))
+            return False
+        return valid
+
+    @property
+    def errors(self):
+        return self.form.errors
+
+
+def ordering_filter(fields: dict[str, str]) -> django_filters.OrderingFilter:
+    """An ``ordering`` filter over ``fields`` (param name → model field); ties always broken by id."""
+    return TotalOrderingFilter(fields=tuple((v, k) for k, v in fields.items()))
+
+
+class TotalOrderingFilter(django_filters.OrderingFilter):
+    """OrderingFilter that appends ``id`` so that every order is total (stable pagination)."""
+
+    def filter(self, qs, value):
+        if not value:
+            return qs
+        ordering = [self.get_ordering_value(param) for param in value]
+        last = ordering[-1].lstrip("-") if ordering else ""
+        if last != "id":
+            ordering.append("-id" if ordering and ordering[-1].startswith("-") else "id")
+        return qs.order_by(*ordering)
