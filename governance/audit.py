@@ -23,6 +23,7 @@ from django.core.serializers.json import DjangoJSONEncoder
 from django.db import connection, models, transaction
 from django.utils import timezone
 
+from governance.bulk import insert_rows
 from governance.models import AuditEvent
 
 GENESIS_HASH = "0" * 64
@@ -165,60 +166,75 @@ def audit_record(
     ``before``/``after`` are JSON-ready dicts of the changed fields; ``at`` defaults to now (UTC).
     Raises ``RuntimeError`` outside a transaction.
     """
-    return audit_record_many(
-        actor=actor,
-        events=[
-            PendingEvent(
-                verb=verb,
-                object_type=object_type_of(obj) if obj is not None else object_type,
-                object_id=str(obj.pk) if obj is not None else str(object_id),
-                object_label=(str(obj) if obj is not None else object_label)[:300],
-                before=before,
-                after=after,
-            )
-        ],
-        at=at,
-    )[0]
+    _require_transaction()
+    pending = PendingEvent(
+        verb=verb,
+        object_type=object_type_of(obj) if obj is not None else object_type,
+        object_id=str(obj.pk) if obj is not None else str(object_id),
+        object_label=(str(obj) if obj is not None else object_label)[:300],
+        before=before,
+        after=after,
+    )
+    event = _build(actor, pending, at or timezone.now(), request_id_var.get(), _lock_chain_head())
+    event.save()
+    return event
 
 
-def audit_record_many(
-    *, actor: Actor, events: Iterable[PendingEvent], at: datetime | None = None, batch_size: int = 2000
-) -> list[AuditEvent]:
-    """Append many audit events in order, chained, with ``bulk_create`` in batches.
+def _build(actor: Actor, pending: PendingEvent, occurred_at: datetime, request_id: str, prev: str) -> AuditEvent:
+    event = AuditEvent(
+        occurred_at=occurred_at,
+        actor_type=actor.type,
+        actor_id=actor.id,
+        actor_label=actor.label[:200],
+        verb=pending.verb,
+        object_type=pending.object_type,
+        object_id=pending.object_id,
+        object_label=pending.object_label[:300],
+        before=to_json(pending.before),
+        after=to_json(pending.after),
+        request_id=request_id,
+        prev_hash=prev,
+    )
+    event.hash = event_digest(event)
+    return event
 
-    Used by set-based jobs. All events share ``actor``, ``at`` (default now, UTC) and the
-    current request id. Raises ``RuntimeError`` outside a transaction.
+
+_ROW_FIELDS = (
+    "occurred_at",
+    "actor_type",
+    "actor_id",
+    "actor_label",
+    "verb",
+    "object_type",
+    "object_id",
+    "object_label",
+    "before",
+    "after",
+    "request_id",
+    "prev_hash",
+    "hash",
+)
+
+
+def audit_record_many(*, actor: Actor, events: Iterable[PendingEvent], at: datetime | None = None) -> int:
+    """Append many audit events in order, chained, streamed to the database (COPY on PostgreSQL).
+
+    Used by set-based jobs: ``events`` may be a generator, and memory stays bounded whatever
+    its length. All events share ``actor``, ``at`` (default now, UTC) and the current request
+    id. Returns the number written. Raises ``RuntimeError`` outside a transaction.
     """
     _require_transaction()
     occurred_at = at or timezone.now()
     request_id = request_id_var.get()
-    prev = _lock_chain_head()
-    written: list[AuditEvent] = []
-    batch: list[AuditEvent] = []
-    for pending in events:
-        event = AuditEvent(
-            occurred_at=occurred_at,
-            actor_type=actor.type,
-            actor_id=actor.id,
-            actor_label=actor.label[:200],
-            verb=pending.verb,
-            object_type=pending.object_type,
-            object_id=pending.object_id,
-            object_label=pending.object_label[:300],
-            before=to_json(pending.before),
-            after=to_json(pending.after),
-            request_id=request_id,
-            prev_hash=prev,
-        )
-        event.hash = event_digest(event)
-        prev = event.hash
-        batch.append(event)
-        if len(batch) >= batch_size:
-            written.extend(AuditEvent.objects.bulk_create(batch))
-            batch = []
-    if batch:
-        written.extend(AuditEvent.objects.bulk_create(batch))
-    return written
+    chain = {"prev": _lock_chain_head()}
+
+    def rows():
+        for pending in events:
+            event = _build(actor, pending, occurred_at, request_id, chain["prev"])
+            chain["prev"] = event.hash
+            yield tuple(getattr(event, name) for name in _ROW_FIELDS)
+
+    return insert_rows(AuditEvent, _ROW_FIELDS, rows())
 
 
 @dataclass(frozen=True)

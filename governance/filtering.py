@@ -6,6 +6,8 @@ message on the page), never silently ignored.
 
 import django_filters
 from django import forms
+from django.utils.dateparse import parse_datetime
+from django_filters.fields import IsoDateTimeField
 
 # Query parameters that belong to pagination, ordering or htmx, not to filtering.
 RESERVED_PARAMS = frozenset({"page", "page_size", "cursor", "ordering", "format"})
@@ -22,9 +24,9 @@ class StrictFilterSet(django_filters.FilterSet):
         if unknown:
             allowed = ", ".join(sorted(set(self.filters) | RESERVED_PARAMS | set(self.extra_params)))
             for name in unknown:
-                self.form.add_error(None, forms.ValidationError(
-                    f"Unknown filter {name!r}. Allowed: {allowed}.", code="unknown_filter"
-                ))
+                self.form.add_error(
+                    None, forms.ValidationError(f"Unknown filter {name!r}. Allowed: {allowed}.", code="unknown_filter")
+                )
             return False
         return valid
 
@@ -49,3 +51,25 @@ class TotalOrderingFilter(django_filters.OrderingFilter):
         if last != "id":
             ordering.append("-id" if ordering and ordering[-1].startswith("-") else "id")
         return qs.order_by(*ordering)
+
+
+class AwareIsoDateTimeField(IsoDateTimeField):
+    """An ISO 8601 datetime that must carry its UTC offset (DESIGN.md invariant 3)."""
+
+    default_error_messages = {"naive": "Include a UTC offset, e.g. 2026-11-30T10:00:00Z."}
+
+    def to_python(self, value):
+        if isinstance(value, str) and value.strip():
+            try:
+                parsed = parse_datetime(value.strip())
+            except ValueError:
+                parsed = None
+            if parsed is not None and parsed.utcoffset() is None:
+                raise forms.ValidationError(self.error_messages["naive"], code="naive")
+        return super().to_python(value)
+
+
+class AwareIsoDateTimeFilter(django_filters.IsoDateTimeFilter):
+    """``IsoDateTimeFilter`` that refuses a datetime without a UTC offset instead of guessing one."""
+
+    field_class = AwareIsoDateTimeField

@@ -2,7 +2,7 @@
 
 import django_filters
 
-from governance.filtering import StrictFilterSet, ordering_filter
+from governance.filtering import AwareIsoDateTimeFilter, StrictFilterSet, ordering_filter
 from governance.findings import FINDING_KIND_CHOICES
 from governance.models import AuditEvent, Finding
 
@@ -36,8 +36,8 @@ class AuditEventFilterSet(StrictFilterSet):
     object_type = django_filters.CharFilter()
     object_id = django_filters.CharFilter()
     actor_type = django_filters.ChoiceFilter(choices=AuditEvent.ActorType.choices)
-    since = django_filters.IsoDateTimeFilter(field_name="occurred_at", lookup_expr="gte")
-    until = django_filters.IsoDateTimeFilter(field_name="occurred_at", lookup_expr="lt")
+    since = AwareIsoDateTimeFilter(field_name="occurred_at", lookup_expr="gte")
+    until = AwareIsoDateTimeFilter(field_name="occurred_at", lookup_expr="lt")
 
     class Meta:
         model = AuditEvent

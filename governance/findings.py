@@ -10,15 +10,16 @@ a finding whose condition has cleared resolves itself; an expired risk acceptanc
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 
 from django.contrib.contenttypes.models import ContentType
-from django.db import models, transaction
-from django.db.models import Q
+from django.db import connection, models, transaction
+from django.db.models import Q, QuerySet
 
 from governance.audit import Actor, PendingEvent, audit_record_many, object_type_of
+from governance.bulk import insert_rows
 from governance.models import Finding
 
 S = Finding.Severity
@@ -41,26 +42,76 @@ class FindingKind:
 KINDS: dict[str, FindingKind] = {
     k.code: k
     for k in [
-        FindingKind("unowned_agent", "Agent has no owner", S.HIGH, ("NHI1",),
-                    "Assign an owner; an agent cannot be activated without one."),
-        FindingKind("orphaned_agent", "Agent's owner is no longer active", S.HIGH, ("NHI1",),
-                    "Transfer ownership to an active person."),
-        FindingKind("unused_credential", "Credential unused", S.MEDIUM, ("NHI1", "NHI7"),
-                    "Revoke the credential if the agent no longer needs it."),
-        FindingKind("unrotated_credential", "Credential not rotated within its period", S.MEDIUM, ("NHI7",),
-                    "Rotate the credential, or replace it with a short-lived one."),
-        FindingKind("expiring_credential", "Credential expires soon", S.LOW, ("NHI7",),
-                    "Rotate before it expires, or let it lapse if unneeded."),
-        FindingKind("expired_credential_active", "Credential expired but still active", S.HIGH, ("NHI7",),
-                    "Deactivate or revoke the credential at its provider."),
-        FindingKind("credential_on_decommissioned_agent", "Active credential on a decommissioned agent",
-                    S.CRITICAL, ("NHI1",), "Revoke the credential at its provider now."),
-        FindingKind("console_password_on_nhi", "Console password on a non-human identity", S.HIGH, ("NHI10", "NHI4"),
-                    "Remove the console password; agents authenticate with workload credentials."),
-        FindingKind("literal_secret_in_config", "Literal secret in a tool configuration", S.HIGH, ("NHI2",),
-                    "Move the secret to a secret manager or an input variable and rotate it."),
-        FindingKind("shared_workload_identity", "Workload identity shared by several agents", S.HIGH, ("NHI9",),
-                    "Give each agent its own workload identity."),
+        FindingKind(
+            "unowned_agent",
+            "Agent has no owner",
+            S.HIGH,
+            ("NHI1",),
+            "Assign an owner; an agent cannot be activated without one.",
+        ),
+        FindingKind(
+            "orphaned_agent",
+            "Agent's owner is no longer active",
+            S.HIGH,
+            ("NHI1",),
+            "Transfer ownership to an active person.",
+        ),
+        FindingKind(
+            "unused_credential",
+            "Credential unused",
+            S.MEDIUM,
+            ("NHI1", "NHI7"),
+            "Revoke the credential if the agent no longer needs it.",
+        ),
+        FindingKind(
+            "unrotated_credential",
+            "Credential not rotated within its period",
+            S.MEDIUM,
+            ("NHI7",),
+            "Rotate the credential, or replace it with a short-lived one.",
+        ),
+        FindingKind(
+            "expiring_credential",
+            "Credential expires soon",
+            S.LOW,
+            ("NHI7",),
+            "Rotate before it expires, or let it lapse if unneeded.",
+        ),
+        FindingKind(
+            "expired_credential_active",
+            "Credential expired but still active",
+            S.HIGH,
+            ("NHI7",),
+            "Deactivate or revoke the credential at its provider.",
+        ),
+        FindingKind(
+            "credential_on_decommissioned_agent",
+            "Active credential on a decommissioned agent",
+            S.CRITICAL,
+            ("NHI1",),
+            "Revoke the credential at its provider now.",
+        ),
+        FindingKind(
+            "console_password_on_nhi",
+            "Console password on a non-human identity",
+            S.HIGH,
+            ("NHI10", "NHI4"),
+            "Remove the console password; agents authenticate with workload credentials.",
+        ),
+        FindingKind(
+            "literal_secret_in_config",
+            "Literal secret in a tool configuration",
+            S.HIGH,
+            ("NHI2",),
+            "Move the secret to a secret manager or an input variable and rotate it.",
+        ),
+        FindingKind(
+            "shared_workload_identity",
+            "Workload identity shared by several agents",
+            S.HIGH,
+            ("NHI9",),
+            "Give each agent its own workload identity.",
+        ),
     ]
 }
 
@@ -111,73 +162,169 @@ def _opened_event(f: Finding) -> PendingEvent:
     )
 
 
+_CHUNK = 5000
+_FINDING_ROW_FIELDS = (
+    "kind",
+    "severity",
+    "status",
+    "subject_type_id",
+    "subject_id",
+    "subject_label",
+    "agent_id",
+    "title",
+    "detail",
+    "evidence",
+    "framework_refs",
+    "first_seen_at",
+    "last_seen_at",
+    "acknowledged_by",
+    "risk_accepted_by",
+    "resolved_by",
+    "resolution_note",
+)
+
+
+def _finding_row(f: Finding) -> tuple:
+    return tuple(getattr(f, name) for name in _FINDING_ROW_FIELDS)
+
+
+def _chunks(items: list, size: int = _CHUNK):
+    for i in range(0, len(items), size):
+        yield items[i : i + size]
+
+
+def _lock_kind(kind: str) -> None:
+    """Serialise runs of the same kind (PostgreSQL advisory lock held until the transaction ends)."""
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", [f"findings:{kind}"])
+
+
 def findings_sync(
     *,
     actor: Actor,
     kind: str,
     subject_model: type[models.Model],
-    conditions: list[Condition],
     now: datetime,
+    conditions: Iterable[Condition] | None = None,
+    subjects: QuerySet | None = None,
+    describe: Callable[[models.Model], Condition] | None = None,
     scope: Q | None = None,
 ) -> dict[str, int]:
-    """Make the unresolved findings of ``kind`` on ``subject_model`` match ``conditions``, set-based.
+    """Make the unresolved findings of ``kind`` on ``subject_model`` match the current condition, set-based.
 
-    ``conditions`` is every subject for which the condition holds at ``now`` (UTC) within
-    ``scope`` (a ``Q`` over Finding limiting which existing findings this run judges; default
-    all of that kind and subject type). New subjects get a finding (``bulk_create``); present
-    ones have ``last_seen_at`` refreshed (``update``); unresolved findings whose subject is no
-    longer listed are resolved; risk acceptances that ended at or before ``now`` reopen.
-    One audit event per opened, resolved or reopened finding. Idempotent for the same input.
+    Give either ``conditions`` (every subject for which the condition holds at ``now``, UTC) or
+    ``subjects`` (a queryset of those subjects) with ``describe(subject) -> Condition``, which is
+    called only for subjects that have no unresolved finding yet — so a rerun reads ids only.
+    ``scope`` (a ``Q`` over Finding) limits which existing findings this run judges (default: all
+    of that kind and subject type).
+
+    New subjects get a finding; present ones have ``last_seen_at`` refreshed; unresolved findings
+    whose subject no longer meets the condition are resolved; risk acceptances that ended at or
+    before ``now`` reopen. One audit event per opened, resolved or reopened finding. Runs of the
+    same kind are serialised; a rerun for the same state changes nothing but ``last_seen_at``
+    (DESIGN.md invariant 8). Memory is bounded by the number of subject ids, not by rows written.
     Returns counts ``{"opened", "refreshed", "resolved", "reopened"}``.
     """
+    if (conditions is None) == (subjects is None) or (subjects is not None and describe is None):
+        raise TypeError("give either conditions, or subjects with describe")
     spec = finding_kind(kind)
     ct = ContentType.objects.get_for_model(subject_model)
-    by_subject = {c.subject.pk: c for c in conditions}
     with transaction.atomic():
+        _lock_kind(kind)
+        if conditions is not None:
+            by_subject = {c.subject.pk: c for c in conditions}
+            holding = set(by_subject)
+        else:
+            by_subject = None
+            holding = set(subjects.values_list("pk", flat=True))
         base = Finding.objects.filter(kind=kind, subject_type=ct)
         if scope is not None:
             base = base.filter(scope)
-        unresolved = base.filter(status__in=Finding.UNRESOLVED).select_for_update()
-        existing = {f.subject_id: f for f in unresolved.only("id", "subject_id", "status", "risk_accepted_until", "title", "subject_label")}
-
-        to_open = [_finding_for(spec, c, ct, now) for sid, c in by_subject.items() if sid not in existing]
-        present_ids = [f.id for sid, f in existing.items() if sid in by_subject]
-        gone = [f for sid, f in existing.items() if sid not in by_subject]
+        existing = {
+            row["subject_id"]: row
+            for row in base.filter(status__in=Finding.UNRESOLVED)
+            .select_for_update()
+            .values("id", "subject_id", "status", "risk_accepted_until", "title", "subject_label")
+        }
+        present = [row["id"] for sid, row in existing.items() if sid in holding]
+        gone = [row for sid, row in existing.items() if sid not in holding]
         lapsed = [
-            f for sid, f in existing.items()
-            if sid in by_subject and f.status == Finding.Status.RISK_ACCEPTED and f.risk_accepted_until <= now
+            row
+            for sid, row in existing.items()
+            if sid in holding and row["status"] == Finding.Status.RISK_ACCEPTED and row["risk_accepted_until"] <= now
         ]
+        new_ids = sorted(holding - set(existing))
 
-        created = Finding.objects.bulk_create(to_open, batch_size=1000)
-        if any(f.pk is None for f in created):  # backends that do not return ids
-            keys = [f.subject_id for f in created]
-            created = list(Finding.objects.filter(kind=kind, subject_type=ct, subject_id__in=keys,
-                                                  status=Finding.Status.OPEN, first_seen_at=now))
-        if present_ids:
-            Finding.objects.filter(id__in=present_ids).update(last_seen_at=now)
-        if gone:
-            Finding.objects.filter(id__in=[f.id for f in gone]).update(
-                status=Finding.Status.RESOLVED, resolved_at=now, resolved_by=actor.label[:200],
+        for ids in _chunks(present):
+            Finding.objects.filter(id__in=ids).update(last_seen_at=now)
+        for rows in _chunks(gone):
+            Finding.objects.filter(id__in=[r["id"] for r in rows]).update(
+                status=Finding.Status.RESOLVED,
+                resolved_at=now,
+                resolved_by=actor.label[:200],
                 resolution_note="Condition cleared.",
             )
-        if lapsed:
-            Finding.objects.filter(id__in=[f.id for f in lapsed]).update(
+        for rows in _chunks(lapsed):
+            Finding.objects.filter(id__in=[r["id"] for r in rows]).update(
                 status=Finding.Status.OPEN, risk_accepted_until=None
             )
-        events = [_opened_event(f) for f in created]
-        events += [
-            PendingEvent("finding.resolve", object_type_of(f), str(f.pk), f"{f.title} — {f.subject_label}",
-                         before={"status": f.status}, after={"status": "resolved", "note": "Condition cleared."})
-            for f in gone
-        ]
-        events += [
-            PendingEvent("finding.reopen", object_type_of(f), str(f.pk), f"{f.title} — {f.subject_label}",
-                         before={"status": "risk_accepted"}, after={"status": "open", "note": "Risk acceptance ended."})
-            for f in lapsed
-        ]
-        if events:
-            audit_record_many(actor=actor, events=events, at=now)
-    return {"opened": len(created), "refreshed": len(present_ids), "resolved": len(gone), "reopened": len(lapsed)}
+
+        def new_condition_chunks():
+            if by_subject is not None:
+                for ids in _chunks(new_ids):
+                    yield [by_subject[sid] for sid in ids]
+                return
+            for ids in _chunks(new_ids):
+                yield [describe(subject) for subject in subjects.filter(pk__in=ids).order_by("pk")]
+
+        high_water = Finding.objects.order_by("-id").values_list("id", flat=True).first() or 0
+        opened = 0
+        for chunk in new_condition_chunks():  # each chunk read fully before it is written (no interleaving)
+            rows = [_finding_row(_finding_for(spec, c, ct, now)) for c in chunk]
+            opened += insert_rows(Finding, _FINDING_ROW_FIELDS, rows)
+        created = list(
+            base.filter(id__gt=high_water, status=Finding.Status.OPEN, first_seen_at=now)
+            .order_by("id")
+            .values("id", "kind", "severity", "title", "subject_label", "detail")
+        )
+
+        def events():
+            for row in created:
+                yield PendingEvent(
+                    "finding.open",
+                    "governance.finding",
+                    str(row["id"]),
+                    f"{row['title']} — {row['subject_label']}",
+                    after={
+                        "kind": row["kind"],
+                        "severity": row["severity"],
+                        "subject": row["subject_label"],
+                        "detail": row["detail"],
+                    },
+                )
+            for row in gone:
+                yield PendingEvent(
+                    "finding.resolve",
+                    "governance.finding",
+                    str(row["id"]),
+                    f"{row['title']} — {row['subject_label']}",
+                    before={"status": row["status"]},
+                    after={"status": "resolved", "note": "Condition cleared."},
+                )
+            for row in lapsed:
+                yield PendingEvent(
+                    "finding.reopen",
+                    "governance.finding",
+                    str(row["id"]),
+                    f"{row['title']} — {row['subject_label']}",
+                    before={"status": "risk_accepted"},
+                    after={"status": "open", "note": "Risk acceptance ended."},
+                )
+
+        if opened or gone or lapsed:
+            audit_record_many(actor=actor, events=events(), at=now)
+    return {"opened": opened, "refreshed": len(present), "resolved": len(gone), "reopened": len(lapsed)}
 
 
 def finding_raise(*, actor: Actor, kind: str, condition: Condition, now: datetime) -> tuple[Finding, bool]:
@@ -219,8 +366,16 @@ def findings_resolve_for(*, actor: Actor, kind: str, subject: models.Model, now:
         f.save(update_fields=["status", "resolved_at", "resolved_by", "resolution_note"])
         audit_record_many(
             actor=actor,
-            events=[PendingEvent("finding.resolve", object_type_of(f), str(f.pk), f"{f.title} — {f.subject_label}",
-                                 before=before, after={"status": "resolved", "note": note})],
+            events=[
+                PendingEvent(
+                    "finding.resolve",
+                    object_type_of(f),
+                    str(f.pk),
+                    f"{f.title} — {f.subject_label}",
+                    before=before,
+                    after={"status": "resolved", "note": note},
+                )
+            ],
             at=now,
         )
     return len(rows)

@@ -122,19 +122,23 @@ class Policy(models.Model):
     """The governance policy: one row (pk=1), edited by IAM admins, every change audited."""
 
     unused_after_days = models.PositiveIntegerField(
-        default=90, validators=[MinValueValidator(1)],
+        default=90,
+        validators=[MinValueValidator(1)],
         help_text="A credential whose last use is older than this, as of its observed-at, is unused.",
     )
     never_used_grace_days = models.PositiveIntegerField(
-        default=7, validators=[MinValueValidator(0)],
+        default=7,
+        validators=[MinValueValidator(0)],
         help_text="A never-used credential older than this, as of its observed-at, is unused.",
     )
     rotation_period_days = models.PositiveIntegerField(
-        default=90, validators=[MinValueValidator(1)],
+        default=90,
+        validators=[MinValueValidator(1)],
         help_text="Default rotation period for credentials that do not set their own.",
     )
     expiring_within_days = models.PositiveIntegerField(
-        default=14, validators=[MinValueValidator(1)],
+        default=14,
+        validators=[MinValueValidator(1)],
         help_text="A credential expiring within this many days raises an expiring-credential finding.",
     )
     updated_at = models.DateTimeField(auto_now=True)
@@ -181,7 +185,9 @@ class IntegrationToken(models.Model):
     class Meta:
         ordering = ["-created_at", "-id"]
         constraints = [
-            models.CheckConstraint(condition=Q(expires_at__gt=models.F("created_at")), name="token_expires_after_created"),
+            models.CheckConstraint(
+                condition=Q(expires_at__gt=models.F("created_at")), name="token_expires_after_created"
+            ),
         ]
 
     def __str__(self):

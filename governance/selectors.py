@@ -5,7 +5,7 @@ and credentials they are about.
 """
 
 from django.contrib.contenttypes.models import ContentType
-from django.db.models import Case, OuterRef, QuerySet, Subquery, When
+from django.db.models import Case, Count, OuterRef, QuerySet, Subquery, When
 
 from governance.models import AuditEvent, Finding, IntegrationToken
 from governance.roles import can_read_all, is_iam_admin
@@ -25,13 +25,17 @@ def finding_list(*, user) -> QuerySet[Finding]:
     agent = Agent.objects.filter(pk=OuterRef("agent_id"))
     credential_ct = ContentType.objects.get_for_model(Credential)
     credential = Credential.objects.filter(pk=OuterRef("subject_id"))
-    return qs.select_related("subject_type").annotate(
-        agent_name=Subquery(agent.values("name")[:1]),
-        agent_slug=Subquery(agent.values("slug")[:1]),
-        credential_external_id=Case(
-            When(subject_type=credential_ct, then=Subquery(credential.values("external_id")[:1])), default=None
-        ),
-    ).order_by("-last_seen_at", "-id")
+    return (
+        qs.select_related("subject_type")
+        .annotate(
+            agent_name=Subquery(agent.values("name")[:1]),
+            agent_slug=Subquery(agent.values("slug")[:1]),
+            credential_external_id=Case(
+                When(subject_type=credential_ct, then=Subquery(credential.values("external_id")[:1])), default=None
+            ),
+        )
+        .order_by("-last_seen_at", "-id")
+    )
 
 
 def finding_get(*, user, pk: int) -> Finding:
@@ -62,3 +66,11 @@ def integration_token_list(*, user) -> QuerySet[IntegrationToken]:
     if not is_iam_admin(user):
         qs = qs.filter(user=user)
     return qs.order_by("-created_at", "-id")
+
+
+def finding_severity_counts(*, user) -> dict[str, int]:
+    """Counts of open and acknowledged findings visible to ``user``, by severity; one query."""
+    qs = Finding.objects.filter(status__in=(Finding.Status.OPEN, Finding.Status.ACKNOWLEDGED))
+    if not can_read_all(user):
+        qs = qs.filter(agent_id__in=Agent.objects.filter(visible_agents_q(user)).values("pk"))
+    return dict(qs.order_by().values_list("severity").annotate(n=Count("id")))

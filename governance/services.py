@@ -23,8 +23,16 @@ from inventory.models import Agent
 from inventory.permissions import is_owner_of
 
 TOKEN_PREFIX = "wrt_"
-FINDING_FIELDS = ("status", "acknowledged_at", "acknowledged_by", "risk_accepted_until", "risk_accepted_by",
-                  "resolved_at", "resolved_by", "resolution_note")
+FINDING_FIELDS = (
+    "status",
+    "acknowledged_at",
+    "acknowledged_by",
+    "risk_accepted_until",
+    "risk_accepted_by",
+    "resolved_at",
+    "resolved_by",
+    "resolution_note",
+)
 
 
 def _lock_finding(finding: Finding) -> Finding:
@@ -55,7 +63,9 @@ def finding_acknowledge(*, actor: Actor, finding: Finding, note: str = "") -> Fi
         finding = _lock_finding(finding)
         _require_can_work(actor, finding)
         if finding.status != Finding.Status.OPEN:
-            raise Conflict(f"Only an open finding can be acknowledged; this one is {finding.get_status_display().lower()}.")
+            raise Conflict(
+                f"Only an open finding can be acknowledged; this one is {finding.get_status_display().lower()}."
+            )
         before = snapshot(finding, FINDING_FIELDS)
         finding.status = Finding.Status.ACKNOWLEDGED
         finding.acknowledged_at = now
@@ -63,8 +73,14 @@ def finding_acknowledge(*, actor: Actor, finding: Finding, note: str = "") -> Fi
         if note:
             finding.resolution_note = note
         finding.save()
-        audit_record(actor=actor, verb="finding.acknowledge", obj=finding, before=before,
-                     after={**snapshot(finding, FINDING_FIELDS), "note": note}, at=now)
+        audit_record(
+            actor=actor,
+            verb="finding.acknowledge",
+            obj=finding,
+            before=before,
+            after={**snapshot(finding, FINDING_FIELDS), "note": note},
+            at=now,
+        )
     return finding
 
 
@@ -89,8 +105,14 @@ def finding_resolve(*, actor: Actor, finding: Finding, note: str) -> Finding:
         finding.resolved_by = actor.label[:200]
         finding.resolution_note = note
         finding.save()
-        audit_record(actor=actor, verb="finding.resolve", obj=finding, before=before,
-                     after=snapshot(finding, FINDING_FIELDS), at=now)
+        audit_record(
+            actor=actor,
+            verb="finding.resolve",
+            obj=finding,
+            before=before,
+            after=snapshot(finding, FINDING_FIELDS),
+            at=now,
+        )
     return finding
 
 
@@ -128,8 +150,14 @@ def finding_accept_risk(*, actor: Actor, finding: Finding, until: datetime, note
         finding.risk_accepted_by = actor.label[:200]
         finding.resolution_note = note
         finding.save()
-        audit_record(actor=actor, verb="finding.accept_risk", obj=finding, before=before,
-                     after=snapshot(finding, FINDING_FIELDS), at=now)
+        audit_record(
+            actor=actor,
+            verb="finding.accept_risk",
+            obj=finding,
+            before=before,
+            after=snapshot(finding, FINDING_FIELDS),
+            at=now,
+        )
     return finding
 
 
@@ -178,11 +206,22 @@ def integration_token_issue(
     clear = TOKEN_PREFIX + secrets.token_urlsafe(32)
     with transaction.atomic():
         token = IntegrationToken.objects.create(
-            name=name, user=user, prefix=clear[: len(TOKEN_PREFIX) + 8], digest=token_digest(clear),
-            scopes=sorted(set(scopes)), created_at=now, expires_at=expires_at, created_by=actor.user,
+            name=name,
+            user=user,
+            prefix=clear[: len(TOKEN_PREFIX) + 8],
+            digest=token_digest(clear),
+            scopes=sorted(set(scopes)),
+            created_at=now,
+            expires_at=expires_at,
+            created_by=actor.user,
         )
-        audit_record(actor=actor, verb="token.issue", obj=token,
-                     after=snapshot(token, ("name", "user", "prefix", "scopes", "expires_at")), at=now)
+        audit_record(
+            actor=actor,
+            verb="token.issue",
+            obj=token,
+            after=snapshot(token, ("name", "user", "prefix", "scopes", "expires_at")),
+            at=now,
+        )
     return token, clear
 
 

@@ -1,5 +1,24 @@
-"""Web UI routes."""
+"""Web UI routes: sign-in, dashboard, agents, findings, imports, integration tokens."""
 
-from django.urls import path  # noqa: F401
+from django.contrib.auth import views as auth_views
+from django.urls import path
 
-urlpatterns = []
+from governance import views
+from inventory import views as inventory_views
+
+urlpatterns = [
+    path("login/", auth_views.LoginView.as_view(redirect_authenticated_user=True), name="login"),
+    path("logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("", views.dashboard, name="dashboard"),
+    path("agents/", inventory_views.agent_list, name="agent-list"),
+    path("agents/new/", inventory_views.agent_create, name="agent-create"),
+    path("agents/<slug:slug>/", inventory_views.agent_detail, name="agent-detail"),
+    path("agents/<slug:slug>/owner/", inventory_views.agent_assign_owner, name="agent-assign-owner"),
+    path("agents/<slug:slug>/<slug:action>/", inventory_views.agent_transition, name="agent-transition"),
+    path("findings/", views.finding_list, name="finding-list"),
+    path("findings/<int:pk>/<slug:action>/", views.finding_act, name="finding-act"),
+    path("imports/", inventory_views.import_create, name="import-create"),
+    path("imports/stale-check/", inventory_views.stale_check_run, name="stale-check-run"),
+    path("tokens/", views.token_list, name="token-list"),
+    path("tokens/<int:pk>/revoke/", views.token_revoke, name="token-revoke"),
+]

@@ -6,7 +6,7 @@ from django.db.models import Q
 
 from governance.filtering import StrictFilterSet, ordering_filter
 
-from .models import Agent, Credential, Team, Tool, WorkloadIdentity
+from .models import Agent, Credential, ImportRun, Team, Tool, WorkloadIdentity
 
 User = get_user_model()
 
@@ -18,17 +18,22 @@ class AgentFilterSet(StrictFilterSet):
 
     q = django_filters.CharFilter(method="search", label="Search")
     state = django_filters.MultipleChoiceFilter(choices=Agent.State.choices)
-    owner = django_filters.ModelChoiceFilter(
-        queryset=User.objects.all(), to_field_name="username", field_name="owner"
-    )
+    owner = django_filters.ModelChoiceFilter(queryset=User.objects.all(), to_field_name="username", field_name="owner")
     team = django_filters.ModelChoiceFilter(queryset=Team.objects.all(), to_field_name="slug", field_name="team")
     risk_tier = django_filters.MultipleChoiceFilter(choices=Agent.RiskTier.choices)
     environment = django_filters.MultipleChoiceFilter(choices=Agent.Environment.choices)
     kind = django_filters.MultipleChoiceFilter(choices=Agent.Kind.choices)
-    ordering = ordering_filter({
-        "name": "name", "state": "state", "risk_tier": "risk_tier", "environment": "environment",
-        "owner": "owner__username", "team": "team__name", "created": "created_at",
-    })
+    ordering = ordering_filter(
+        {
+            "name": "name",
+            "state": "state",
+            "risk_tier": "risk_tier",
+            "environment": "environment",
+            "owner": "owner__username",
+            "team": "team__name",
+            "created": "created_at",
+        }
+    )
 
     class Meta:
         model = Agent
@@ -39,7 +44,9 @@ class AgentFilterSet(StrictFilterSet):
         if not value:
             return queryset
         return queryset.filter(
-            Q(name__icontains=value) | Q(slug__icontains=value) | Q(purpose__icontains=value)
+            Q(name__icontains=value)
+            | Q(slug__icontains=value)
+            | Q(purpose__icontains=value)
             | Q(platform__icontains=value)
         )
 
@@ -68,7 +75,9 @@ class CredentialFilterSet(StrictFilterSet):
     kind = django_filters.MultipleChoiceFilter(choices=Credential.Kind.choices)
     provider = django_filters.CharFilter()
     status = django_filters.MultipleChoiceFilter(choices=Credential.Status.choices)
-    ordering = ordering_filter({"created": "created_at", "last_rotated": "last_rotated_at", "last_used": "last_used_at"})
+    ordering = ordering_filter(
+        {"created": "created_at", "last_rotated": "last_rotated_at", "last_used": "last_used_at"}
+    )
 
     class Meta:
         model = Credential
@@ -83,3 +92,14 @@ class ToolFilterSet(StrictFilterSet):
     class Meta:
         model = Tool
         fields = ["agent", "transport", "destination"]
+
+
+class ImportRunFilterSet(StrictFilterSet):
+    """``source``, ``agent`` (slug)."""
+
+    source = django_filters.MultipleChoiceFilter(choices=ImportRun.Source.choices)
+    agent = django_filters.CharFilter(field_name="agent__slug")
+
+    class Meta:
+        model = ImportRun
+        fields = ["source", "agent"]

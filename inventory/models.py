@@ -120,7 +120,10 @@ class Agent(models.Model):
     risk_tier = models.CharField(max_length=16, choices=RiskTier.choices, default=RiskTier.UNASSESSED, db_index=True)
     source = models.CharField(max_length=32, choices=Source.choices, default=Source.REGISTERED)
     external_ref = models.CharField(
-        max_length=300, null=True, blank=True, unique=True,
+        max_length=300,
+        null=True,
+        blank=True,
+        unique=True,
         help_text="The identifier at the source that found this agent (e.g. an IAM user ARN).",
     )
     next_attestation_due = models.DateField(null=True, blank=True)
@@ -225,8 +228,12 @@ class Credential(models.Model):
     agent = models.ForeignKey(Agent, on_delete=models.CASCADE, related_name="credentials")
     kind = models.CharField(max_length=32, choices=Kind.choices)
     provider = models.CharField(max_length=64)
-    external_id = models.CharField(max_length=300, help_text="The provider's id for it, or a slot such as ARN#access_key_1.")
-    fingerprint = models.CharField(max_length=100, blank=True, help_text="sha256:… of the public part or key id; never the secret.")
+    external_id = models.CharField(
+        max_length=300, help_text="The provider's id for it, or a slot such as ARN#access_key_1."
+    )
+    fingerprint = models.CharField(
+        max_length=100, blank=True, help_text="sha256:… of the public part or key id; never the secret."
+    )
     label = models.CharField(max_length=200, blank=True)
     created_at = models.DateTimeField(help_text="When the credential was created at its provider (UTC).")
     last_rotated_at = models.DateTimeField(null=True, blank=True)
@@ -290,7 +297,9 @@ class Tool(models.Model):
     access_levels = models.JSONField(default=list, blank=True)
     data_classes = models.JSONField(default=list, blank=True)
     destination = models.CharField(max_length=16, choices=Destination.choices, default=Destination.INTERNAL)
-    source = models.CharField(max_length=200, blank=True, help_text="Where it was found, e.g. the imported file's name.")
+    source = models.CharField(
+        max_length=200, blank=True, help_text="Where it was found, e.g. the imported file's name."
+    )
     created_at = models.DateTimeField()
     updated_at = models.DateTimeField()
 
@@ -308,3 +317,32 @@ class Tool(models.Model):
             raise ValidationError({"command": "A stdio tool needs the command that starts it."})
         if self.transport in (self.Transport.HTTP, self.Transport.SSE, self.Transport.API) and not self.url:
             raise ValidationError({"url": "A remote tool needs its URL."})
+
+
+class ImportRun(models.Model):
+    """One import of a source file (an AWS IAM credential report, an MCP client configuration).
+
+    Kept for every run, including a re-import that changed nothing: ``sha256`` identifies the
+    file, ``observed_at`` is as of when its data was true (UTC; the report's generation time),
+    ``summary`` holds the counts of what the run found and changed.
+    """
+
+    class Source(models.TextChoices):
+        AWS_CREDENTIAL_REPORT = "aws-credential-report", "AWS IAM credential report"
+        MCP_CONFIG = "mcp-config", "MCP client configuration"
+
+    source = models.CharField(max_length=32, choices=Source.choices)
+    filename = models.CharField(max_length=255, blank=True)
+    sha256 = models.CharField(max_length=64, db_index=True, help_text="SHA-256 hex digest of the file's bytes.")
+    observed_at = models.DateTimeField(null=True, blank=True, help_text="As of when the file's data was true (UTC).")
+    created_at = models.DateTimeField()
+    actor_type = models.CharField(max_length=16, blank=True)
+    actor_label = models.CharField(max_length=200)
+    agent = models.ForeignKey(Agent, on_delete=models.SET_NULL, null=True, blank=True, related_name="import_runs")
+    summary = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self):
+        return f"{self.get_source_display()} {self.filename or self.sha256[:12]} ({self.created_at:%Y-%m-%d %H:%M})"

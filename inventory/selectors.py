@@ -33,16 +33,95 @@ def team_list(*, user) -> QuerySet[Team]:
 def workload_identity_list(*, user) -> QuerySet[WorkloadIdentity]:
     """Workload identities of agents visible to ``user``."""
     visible = Agent.objects.filter(visible_agents_q(user)).values("pk")
-    return WorkloadIdentity.objects.filter(agent__in=visible).select_related("agent").order_by("agent__name", "type", "identifier", "id")
+    return (
+        WorkloadIdentity.objects.filter(agent__in=visible)
+        .select_related("agent")
+        .order_by("agent__name", "type", "identifier", "id")
+    )
 
 
 def credential_list(*, user) -> QuerySet[Credential]:
     """Credentials of agents visible to ``user``, with their agent joined."""
     visible = Agent.objects.filter(visible_agents_q(user)).values("pk")
-    return Credential.objects.filter(agent__in=visible).select_related("agent").order_by("agent__name", "kind", "external_id", "id")
+    return (
+        Credential.objects.filter(agent__in=visible)
+        .select_related("agent")
+        .order_by("agent__name", "kind", "external_id", "id")
+    )
 
 
 def tool_list(*, user) -> QuerySet[Tool]:
     """Tools of agents visible to ``user``, with their agent joined."""
     visible = Agent.objects.filter(visible_agents_q(user)).values("pk")
     return Tool.objects.filter(agent__in=visible).select_related("agent").order_by("agent__name", "name", "id")
+
+
+
+def agent_counts_by(*, user, field: str) -> dict[str, int]:
+    """Counts of agents visible to ``user`` grouped by ``field`` (``"state"`` or ``"risk_tier"``); one query."""
+    if field not in ("state", "risk_tier"):
+        raise ValueError(f"cannot group agents by {field!r}")
+    rows = Agent.objects.filter(visible_agents_q(user)).order_by().values_list(field).annotate(n=Count("id"))
+    return dict(rows)
+
+
+def credential_rotation_due_list(*, user, now, within_days: int = 14) -> QuerySet[Credential]:
+    """Active credentials of agents visible to ``user`` whose rotation falls due by ``now + within_days``.
+
+    ``now`` is an aware datetime (UTC); ``within_days`` in days. A credential is due
+    ``rotation_period_days`` (its own, else ``Policy.rotation_period_days``) after it was last
+    rotated (or created). Console passwords are left out: they are judged by the
+    console-password finding, not rotated (OWASP NHI7). Annotated with ``rotation_due_at``
+    (UTC); most overdue first, ties broken by id.
+    """
+    from datetime import timedelta
+
+    from django.db.models import Case, DateTimeField, ExpressionWrapper, Value, When
+    from django.db.models.functions import Coalesce
+
+    from governance.models import Policy
+
+    visible = Agent.objects.filter(visible_agents_q(user)).values("pk")
+    base = Credential.objects.filter(agent__in=visible, status=Credential.Status.ACTIVE).exclude(
+        kind=Credential.Kind.CONSOLE_PASSWORD
+    )
+    # Periods differ per credential; one branch per distinct period keeps the arithmetic to
+    # "datetime + constant interval", which every supported database computes.
+    default_days = Policy.current().rotation_period_days
+    own_periods = sorted(
+        base.filter(rotation_period_days__isnull=False).order_by()
+        .values_list("rotation_period_days", flat=True).distinct()
+    )
+    anchor = Coalesce("last_rotated_at", "created_at")
+    due_at = Case(
+        *[When(rotation_period_days=days, then=ExpressionWrapper(anchor + Value(timedelta(days=days)),
+                                                                 output_field=DateTimeField()))
+          for days in own_periods],
+        default=ExpressionWrapper(anchor + Value(timedelta(days=default_days)), output_field=DateTimeField()),
+        output_field=DateTimeField(),
+    )
+    return (
+        base.select_related("agent")
+        .annotate(rotation_due_at=due_at)
+        .filter(rotation_due_at__lte=now + timedelta(days=within_days))
+        .order_by("rotation_due_at", "id")
+    )
+
+
+def import_run_list(*, user):
+    """Import runs, newest first (ties broken by id): IAM admins and auditors read all, others none."""
+    from governance.roles import can_read_all
+
+    from .models import ImportRun
+
+    qs = ImportRun.objects.select_related("agent")
+    if not can_read_all(user):
+        qs = qs.none()
+    return qs.order_by("-created_at", "-id")
+
+
+def person_list(*, user):
+    """Active people who may own or back up agents, ordered by username (ties by id)."""
+    from django.contrib.auth import get_user_model
+
+    return get_user_model().objects.filter(is_active=True).order_by("username", "id")

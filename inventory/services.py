@@ -30,16 +30,54 @@ from .permissions import can_change_agent, can_register_agent
 User = get_user_model()
 
 AGENT_FIELDS = (
-    "slug", "name", "purpose", "kind", "platform", "environment", "owner", "backup_owner", "team",
-    "state", "state_reason", "autonomy_level", "data_classes", "risk_tier", "source", "external_ref",
+    "slug",
+    "name",
+    "purpose",
+    "kind",
+    "platform",
+    "environment",
+    "owner",
+    "backup_owner",
+    "team",
+    "state",
+    "state_reason",
+    "autonomy_level",
+    "data_classes",
+    "risk_tier",
+    "source",
+    "external_ref",
 )
 AGENT_EDITABLE = ("name", "purpose", "kind", "platform", "environment", "team", "autonomy_level", "data_classes")
 CREDENTIAL_FIELDS = (
-    "agent", "kind", "provider", "external_id", "fingerprint", "label", "created_at", "last_rotated_at",
-    "last_used_at", "usage_tracked", "observed_at", "expires_at", "rotation_period_days", "ephemeral", "status",
+    "agent",
+    "kind",
+    "provider",
+    "external_id",
+    "fingerprint",
+    "label",
+    "created_at",
+    "last_rotated_at",
+    "last_used_at",
+    "usage_tracked",
+    "observed_at",
+    "expires_at",
+    "rotation_period_days",
+    "ephemeral",
+    "status",
 )
-TOOL_FIELDS = ("agent", "name", "transport", "command", "args", "url", "env_keys", "access_levels",
-               "data_classes", "destination", "source")
+TOOL_FIELDS = (
+    "agent",
+    "name",
+    "transport",
+    "command",
+    "args",
+    "url",
+    "env_keys",
+    "access_levels",
+    "data_classes",
+    "destination",
+    "source",
+)
 
 
 def _user_of(actor: Actor):
@@ -145,11 +183,23 @@ def agent_register(
     now = timezone.now()
     with transaction.atomic():
         agent = Agent(
-            slug=slug or _unique_slug(name), name=name, purpose=purpose, kind=kind, platform=platform,
-            environment=environment, owner=owner, backup_owner=backup_owner, team=team,
-            state=Agent.State.PROPOSED, state_changed_at=now, autonomy_level=autonomy_level,
-            data_classes=list(data_classes or []), risk_tier=risk_tier, source=Agent.Source.REGISTERED,
-            created_at=now, updated_at=now,
+            slug=slug or _unique_slug(name),
+            name=name,
+            purpose=purpose,
+            kind=kind,
+            platform=platform,
+            environment=environment,
+            owner=owner,
+            backup_owner=backup_owner,
+            team=team,
+            state=Agent.State.PROPOSED,
+            state_changed_at=now,
+            autonomy_level=autonomy_level,
+            data_classes=list(data_classes or []),
+            risk_tier=risk_tier,
+            source=Agent.Source.REGISTERED,
+            created_at=now,
+            updated_at=now,
         )
         if backup_owner is not None and backup_owner.pk == owner.pk:
             raise ValidationError({"backup_owner": "The backup owner must be someone other than the owner."})
@@ -199,7 +249,9 @@ def _transition(*, actor: Actor, agent: Agent, action: str, to: str, reason: str
     agent.state_changed_at = now
     agent.updated_at = now
     agent.save(update_fields=["state", "state_reason", "state_changed_at", "updated_at"])
-    audit_record(actor=actor, verb=verb, obj=agent, before=before, after=snapshot(agent, ("state", "state_reason")), at=now)
+    audit_record(
+        actor=actor, verb=verb, obj=agent, before=before, after=snapshot(agent, ("state", "state_reason")), at=now
+    )
     return agent
 
 
@@ -226,12 +278,19 @@ def agent_activate(*, actor: Actor, agent: Agent, reason: str = "") -> Agent:
     """
     with transaction.atomic():
         locked = _lock_agent(agent)
+        _require_admin(actor, "activate an agent")
         if locked.state == Agent.State.PROPOSED and locked.owner_id is None:
             raise ValidationError({"owner": "Assign an owner before activating this agent."})
-        if locked.owner_id and not locked.owner.is_active:
+        if locked.state == Agent.State.PROPOSED and not locked.owner.is_active:
             raise ValidationError({"owner": "The owner is no longer active; transfer ownership first."})
-        return _transition(actor=actor, agent=agent, action="activate", to=Agent.State.ACTIVE,
-                           reason=reason.strip(), verb="agent.activate")
+        return _transition(
+            actor=actor,
+            agent=agent,
+            action="activate",
+            to=Agent.State.ACTIVE,
+            reason=reason.strip(),
+            verb="agent.activate",
+        )
 
 
 def agent_reactivate(*, actor: Actor, agent: Agent, reason: str) -> Agent:
@@ -239,10 +298,12 @@ def agent_reactivate(*, actor: Actor, agent: Agent, reason: str) -> Agent:
     reason = _require_reason(reason)
     with transaction.atomic():
         locked = _lock_agent(agent)
-        if locked.owner_id and not locked.owner.is_active:
+        _require_admin(actor, "reactivate an agent")
+        if locked.state == Agent.State.SUSPENDED and not locked.owner.is_active:
             raise ValidationError({"owner": "The owner is no longer active; transfer ownership first."})
-        return _transition(actor=actor, agent=agent, action="reactivate", to=Agent.State.ACTIVE,
-                           reason=reason, verb="agent.reactivate")
+        return _transition(
+            actor=actor, agent=agent, action="reactivate", to=Agent.State.ACTIVE, reason=reason, verb="agent.reactivate"
+        )
 
 
 def agent_suspend(*, actor: Actor, agent: Agent, reason: str) -> Agent:
@@ -252,8 +313,9 @@ def agent_suspend(*, actor: Actor, agent: Agent, reason: str) -> Agent:
     """
     reason = _require_reason(reason)
     with transaction.atomic():
-        return _transition(actor=actor, agent=agent, action="suspend", to=Agent.State.SUSPENDED,
-                           reason=reason, verb="agent.suspend")
+        return _transition(
+            actor=actor, agent=agent, action="suspend", to=Agent.State.SUSPENDED, reason=reason, verb="agent.suspend"
+        )
 
 
 def agent_decommission(*, actor: Actor, agent: Agent, reason: str) -> Agent:
@@ -265,17 +327,25 @@ def agent_decommission(*, actor: Actor, agent: Agent, reason: str) -> Agent:
     """
     reason = _require_reason(reason)
     with transaction.atomic():
-        agent = _transition(actor=actor, agent=agent, action="decommission", to=Agent.State.DECOMMISSIONED,
-                            reason=reason, verb="agent.decommission")
+        agent = _transition(
+            actor=actor,
+            agent=agent,
+            action="decommission",
+            to=Agent.State.DECOMMISSIONED,
+            reason=reason,
+            verb="agent.decommission",
+        )
         now = agent.state_changed_at
         for credential in agent.credentials.filter(status=Credential.Status.ACTIVE):
             finding_raise(
-                actor=actor, kind="credential_on_decommissioned_agent", now=now,
-                condition=Condition(credential, agent.pk,
-                                    detail=f"{credential} is still active although {agent} was decommissioned."),
+                actor=actor,
+                kind="credential_on_decommissioned_agent",
+                now=now,
+                condition=Condition(
+                    credential, agent.pk, detail=f"{credential} is still active although {agent} was decommissioned."
+                ),
             )
-        findings_resolve_for(actor=actor, kind="unowned_agent", subject=agent, now=now,
-                             note="Agent decommissioned.")
+        findings_resolve_for(actor=actor, kind="unowned_agent", subject=agent, now=now, note="Agent decommissioned.")
         events.announce("agent.decommissioned", agent=agent, actor=actor, now=now)
     return agent
 
@@ -313,11 +383,21 @@ def agent_assign_owner(*, actor: Actor, agent: Agent, owner, backup_owner=..., r
         agent.backup_owner = new_backup
         agent.updated_at = timezone.now()
         agent.save(update_fields=["owner", "backup_owner", "updated_at"])
-        audit_record(actor=actor, verb="agent.assign_owner", obj=agent, before=before,
-                     after={**snapshot(agent, ("owner", "backup_owner")), "reason": reason})
+        audit_record(
+            actor=actor,
+            verb="agent.assign_owner",
+            obj=agent,
+            before=before,
+            after={**snapshot(agent, ("owner", "backup_owner")), "reason": reason},
+        )
         for kind in ("unowned_agent", "orphaned_agent"):
-            findings_resolve_for(actor=actor, kind=kind, subject=agent, now=agent.updated_at,
-                                 note=f"Owner assigned: {owner.get_username()}.")
+            findings_resolve_for(
+                actor=actor,
+                kind=kind,
+                subject=agent,
+                now=agent.updated_at,
+                note=f"Owner assigned: {owner.get_username()}.",
+            )
         events.announce("agent.owner_changed", agent=agent, actor=actor, previous_owner_id=previous_owner_id)
     return agent
 
@@ -325,7 +405,9 @@ def agent_assign_owner(*, actor: Actor, agent: Agent, owner, backup_owner=..., r
 # --- workload identities -------------------------------------------------------------------
 
 
-def workload_identity_add(*, actor: Actor, agent: Agent, type: str, identifier: str, issuer: str = "") -> WorkloadIdentity:
+def workload_identity_add(
+    *, actor: Actor, agent: Agent, type: str, identifier: str, issuer: str = ""
+) -> WorkloadIdentity:
     """Bind a workload identity to an agent; one identity belongs to one agent (NHI9).
 
     Raises PermissionDenied, Conflict (decommissioned), ValidationError (taken by another agent, bad form).
@@ -335,17 +417,29 @@ def workload_identity_add(*, actor: Actor, agent: Agent, type: str, identifier: 
         _require_can_change(actor, agent)
         if agent.state == Agent.State.DECOMMISSIONED:
             raise Conflict("A decommissioned agent cannot gain identities.")
-        identity = WorkloadIdentity(agent=agent, type=type, identifier=identifier.strip(), issuer=issuer.strip(),
-                                    created_at=timezone.now())
+        identity = WorkloadIdentity(
+            agent=agent, type=type, identifier=identifier.strip(), issuer=issuer.strip(), created_at=timezone.now()
+        )
         identity.full_clean(validate_constraints=False)
-        taken = WorkloadIdentity.objects.filter(type=identity.type, issuer=identity.issuer,
-                                                identifier=identity.identifier).select_related("agent").first()
+        taken = (
+            WorkloadIdentity.objects.filter(type=identity.type, issuer=identity.issuer, identifier=identity.identifier)
+            .select_related("agent")
+            .first()
+        )
         if taken is not None:
-            raise ValidationError({"identifier": f"This identity already belongs to agent {taken.agent.slug}; "
-                                                 "each agent needs its own (OWASP NHI9)."})
+            raise ValidationError(
+                {
+                    "identifier": f"This identity already belongs to agent {taken.agent.slug}; "
+                    "each agent needs its own (OWASP NHI9)."
+                }
+            )
         identity.save()
-        audit_record(actor=actor, verb="workload_identity.add", obj=identity,
-                     after=snapshot(identity, ("agent", "type", "issuer", "identifier")))
+        audit_record(
+            actor=actor,
+            verb="workload_identity.add",
+            obj=identity,
+            after=snapshot(identity, ("agent", "type", "issuer", "identifier")),
+        )
     return identity
 
 
@@ -354,8 +448,12 @@ def workload_identity_remove(*, actor: Actor, identity: WorkloadIdentity) -> Non
     with transaction.atomic():
         identity = WorkloadIdentity.objects.select_for_update().select_related("agent").get(pk=identity.pk)
         _require_can_change(actor, identity.agent)
-        audit_record(actor=actor, verb="workload_identity.remove", obj=identity,
-                     before=snapshot(identity, ("agent", "type", "issuer", "identifier")))
+        audit_record(
+            actor=actor,
+            verb="workload_identity.remove",
+            obj=identity,
+            before=snapshot(identity, ("agent", "type", "issuer", "identifier")),
+        )
         identity.delete()
 
 
@@ -392,21 +490,40 @@ def credential_record(
         if agent.state == Agent.State.DECOMMISSIONED:
             raise Conflict("A decommissioned agent cannot be given credentials.")
         credential = Credential(
-            agent=agent, kind=kind, provider=provider, external_id=external_id, fingerprint=fingerprint,
-            label=label, created_at=created_at, last_rotated_at=last_rotated_at, last_used_at=last_used_at,
-            usage_tracked=usage_tracked, observed_at=observed_at or now, expires_at=expires_at,
-            rotation_period_days=rotation_period_days, ephemeral=ephemeral, status=Credential.Status.ACTIVE,
-            status_changed_at=now, recorded_at=now,
+            agent=agent,
+            kind=kind,
+            provider=provider,
+            external_id=external_id,
+            fingerprint=fingerprint,
+            label=label,
+            created_at=created_at,
+            last_rotated_at=last_rotated_at,
+            last_used_at=last_used_at,
+            usage_tracked=usage_tracked,
+            observed_at=observed_at or now,
+            expires_at=expires_at,
+            rotation_period_days=rotation_period_days,
+            ephemeral=ephemeral,
+            status=Credential.Status.ACTIVE,
+            status_changed_at=now,
+            recorded_at=now,
         )
         credential.full_clean()
         credential.save()
-        audit_record(actor=actor, verb="credential.record", obj=credential,
-                     after=snapshot(credential, CREDENTIAL_FIELDS), at=now)
+        audit_record(
+            actor=actor, verb="credential.record", obj=credential, after=snapshot(credential, CREDENTIAL_FIELDS), at=now
+        )
     return credential
 
 
-def credential_rotate(*, actor: Actor, credential: Credential, rotated_at: datetime | None = None,
-                      fingerprint: str = "", expires_at: datetime | None = None) -> Credential:
+def credential_rotate(
+    *,
+    actor: Actor,
+    credential: Credential,
+    rotated_at: datetime | None = None,
+    fingerprint: str = "",
+    expires_at: datetime | None = None,
+) -> Credential:
     """Record that a credential was rotated at ``rotated_at`` (default now, UTC).
 
     Resolves its unrotated and expiry findings at once. Raises PermissionDenied, Conflict
@@ -432,8 +549,14 @@ def credential_rotate(*, actor: Actor, credential: Credential, rotated_at: datet
             credential.expires_at = expires_at
         credential.full_clean()
         credential.save()
-        audit_record(actor=actor, verb="credential.rotate", obj=credential, before=before,
-                     after=snapshot(credential, fields), at=now)
+        audit_record(
+            actor=actor,
+            verb="credential.rotate",
+            obj=credential,
+            before=before,
+            after=snapshot(credential, fields),
+            at=now,
+        )
         for kind in ("unrotated_credential", "expiring_credential", "expired_credential_active"):
             findings_resolve_for(actor=actor, kind=kind, subject=credential, now=now, note="Credential rotated.")
     return credential
@@ -456,8 +579,14 @@ def credential_revoke(*, actor: Actor, credential: Credential, reason: str) -> C
         credential.status = Credential.Status.REVOKED
         credential.status_changed_at = now
         credential.save(update_fields=["status", "status_changed_at"])
-        audit_record(actor=actor, verb="credential.revoke", obj=credential, before=before,
-                     after={"status": "revoked", "reason": reason}, at=now)
+        audit_record(
+            actor=actor,
+            verb="credential.revoke",
+            obj=credential,
+            before=before,
+            after={"status": "revoked", "reason": reason},
+            at=now,
+        )
         for kind in CREDENTIAL_FINDING_KINDS:
             findings_resolve_for(actor=actor, kind=kind, subject=credential, now=now, note="Credential revoked.")
     return credential
@@ -466,9 +595,21 @@ def credential_revoke(*, actor: Actor, credential: Credential, reason: str) -> C
 # --- tools ---------------------------------------------------------------------------------
 
 
-def tool_add(*, actor: Actor, agent: Agent, name: str, transport: str, command: str = "", args: list | None = None,
-             url: str = "", env_keys: list | None = None, access_levels: list | None = None,
-             data_classes: list | None = None, destination: str = Tool.Destination.INTERNAL, source: str = "") -> Tool:
+def tool_add(
+    *,
+    actor: Actor,
+    agent: Agent,
+    name: str,
+    transport: str,
+    command: str = "",
+    args: list | None = None,
+    url: str = "",
+    env_keys: list | None = None,
+    access_levels: list | None = None,
+    data_classes: list | None = None,
+    destination: str = Tool.Destination.INTERNAL,
+    source: str = "",
+) -> Tool:
     """Add a tool the agent can call. Raises PermissionDenied, Conflict, ValidationError (duplicate name, bad lists)."""
     now = timezone.now()
     with transaction.atomic():
@@ -476,11 +617,21 @@ def tool_add(*, actor: Actor, agent: Agent, name: str, transport: str, command: 
         _require_can_change(actor, agent)
         if agent.state == Agent.State.DECOMMISSIONED:
             raise Conflict("A decommissioned agent cannot gain tools.")
-        tool = Tool(agent=agent, name=name, transport=transport, command=command, args=list(args or []), url=url,
-                    env_keys=list(env_keys or []),
-                    access_levels=list(access_levels if access_levels is not None else [AccessLevel.READ]),
-                    data_classes=list(data_classes or []), destination=destination, source=source,
-                    created_at=now, updated_at=now)
+        tool = Tool(
+            agent=agent,
+            name=name,
+            transport=transport,
+            command=command,
+            args=list(args or []),
+            url=url,
+            env_keys=list(env_keys or []),
+            access_levels=list(access_levels if access_levels is not None else [AccessLevel.READ]),
+            data_classes=list(data_classes or []),
+            destination=destination,
+            source=source,
+            created_at=now,
+            updated_at=now,
+        )
         tool.full_clean()
         tool.save()
         audit_record(actor=actor, verb="tool.add", obj=tool, after=snapshot(tool, TOOL_FIELDS), at=now)
@@ -518,8 +669,12 @@ def tool_remove(*, actor: Actor, tool: Tool) -> None:
 # --- the stale-credential job --------------------------------------------------------------
 
 CREDENTIAL_FINDING_KINDS = (
-    "unused_credential", "unrotated_credential", "expiring_credential", "expired_credential_active",
-    "credential_on_decommissioned_agent", "console_password_on_nhi",
+    "unused_credential",
+    "unrotated_credential",
+    "expiring_credential",
+    "expired_credential_active",
+    "credential_on_decommissioned_agent",
+    "console_password_on_nhi",
 )
 
 
@@ -551,36 +706,38 @@ def credentials_flag_stale_due(*, now: datetime, actor: Actor | None = None) -> 
     unused_before = F("observed_at") - _days(policy.unused_after_days)
     grace_before = F("observed_at") - _days(policy.never_used_grace_days)
     password = Q(kind=Credential.Kind.CONSOLE_PASSWORD)
-    not_password = ~password
-    period_expired = Q(rotation_period_days__isnull=True) & Q(rotated_anchor__lt=now - _days(policy.rotation_period_days))
-
+    # Rotation is due when the last rotation (or creation) is older than the credential's own
+    # period, else the policy's. Periods are few, so one comparison per distinct period keeps
+    # the rule in SQL on every database.
+    periods = set(active.exclude(rotation_period_days=None).values_list("rotation_period_days", flat=True))
+    rotation_due = Q(rotation_period_days=None, rotated_or_created__lt=now - _days(policy.rotation_period_days))
+    for days in periods:
+        rotation_due |= Q(rotation_period_days=days, rotated_or_created__lt=now - _days(days))
     rules: dict[str, Q] = {
-        "unused_credential": not_password & Q(usage_tracked=True) & (
+        "unused_credential": ~password
+        & Q(usage_tracked=True)
+        & (
             Q(last_used_at__isnull=False, last_used_at__lt=unused_before)
             | Q(last_used_at__isnull=True, created_at__lt=grace_before)
         ),
+        "unrotated_credential": ~password & rotation_due,
         "expiring_credential": Q(expires_at__gt=now, expires_at__lte=now + _days(policy.expiring_within_days)),
         "expired_credential_active": Q(expires_at__lte=now),
         "credential_on_decommissioned_agent": Q(agent__state=Agent.State.DECOMMISSIONED),
         "console_password_on_nhi": password,
     }
-    annotated = active.annotate(rotated_anchor=Coalesce("last_rotated_at", "created_at"))
-    results = {}
-    for kind, q in rules.items():
-        results[kind] = findings_sync(
-            actor=actor, kind=kind, subject_model=Credential, now=now,
-            conditions=[_credential_condition(kind, c, policy, now) for c in annotated.filter(q)],
+    annotated = active.annotate(rotated_or_created=Coalesce("last_rotated_at", "created_at"))
+    return {
+        kind: findings_sync(
+            actor=actor,
+            kind=kind,
+            subject_model=Credential,
+            now=now,
+            subjects=annotated.filter(q),
+            describe=lambda c, kind=kind: _credential_condition(kind, c, policy, now),
         )
-    own_period = [
-        c for c in annotated.filter(not_password & Q(rotation_period_days__isnull=False))
-        if c.rotated_anchor < now - _days(c.rotation_period_days)
-    ]
-    unrotated = list(annotated.filter(not_password & period_expired)) + own_period
-    results["unrotated_credential"] = findings_sync(
-        actor=actor, kind="unrotated_credential", subject_model=Credential, now=now,
-        conditions=[_credential_condition("unrotated_credential", c, policy, now) for c in unrotated],
-    )
-    return results
+        for kind, q in rules.items()
+    }
 
 
 def _fmt(dt: datetime | None) -> str:
@@ -591,11 +748,15 @@ def _credential_condition(kind: str, c: Credential, policy: Policy, now: datetim
     agent = c.agent
     if kind == "unused_credential":
         if c.last_used_at is None:
-            detail = (f"Never used; created {_fmt(c.created_at)}, more than {policy.never_used_grace_days} days "
-                      f"before the source's report of {_fmt(c.observed_at)}.")
+            detail = (
+                f"Never used; created {_fmt(c.created_at)}, more than {policy.never_used_grace_days} days "
+                f"before the source's report of {_fmt(c.observed_at)}."
+            )
         else:
-            detail = (f"Last used {_fmt(c.last_used_at)}, more than {policy.unused_after_days} days before the "
-                      f"source's report of {_fmt(c.observed_at)}.")
+            detail = (
+                f"Last used {_fmt(c.last_used_at)}, more than {policy.unused_after_days} days before the "
+                f"source's report of {_fmt(c.observed_at)}."
+            )
         evidence = {"last_used_at": c.last_used_at, "observed_at": c.observed_at}
     elif kind == "unrotated_credential":
         period = c.rotation_period_days or policy.rotation_period_days
@@ -612,3 +773,13 @@ def _credential_condition(kind: str, c: Credential, policy: Policy, now: datetim
         detail = f"{agent} is a non-human identity but can sign in to a console with a password."
         evidence = {"kind": c.kind}
     return Condition(subject=c, agent_id=agent.pk, detail=f"{c.agent.name}: {detail}", evidence=to_json(evidence))
+
+
+def credentials_flag_stale_now(*, actor: Actor) -> dict[str, dict[str, int]]:
+    """Run the stale-credential check at once, as of now (UTC), on a person's request (IAM admins).
+
+    The same set-based, idempotent job as ``credentials_flag_stale_due``, with ``actor``
+    recorded on the findings it opens and resolves. Raises PermissionDenied.
+    """
+    _require_admin(actor, "run the stale-credential check")
+    return credentials_flag_stale_due(now=timezone.now(), actor=actor)

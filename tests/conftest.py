@@ -60,3 +60,34 @@ def client_for(user):
     client = APIClient()
     client.force_login(user)
     return client
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _audit_table_flushable():
+    """Let transactional tests empty the database on PostgreSQL.
+
+    ``transactional_db`` (and ``live_server``) empty every table with TRUNCATE after each test,
+    which the audit table's append-only trigger refuses. Only that flush runs with the
+    TRUNCATE trigger disabled; the UPDATE/DELETE trigger stays on throughout.
+    """
+    from django.db import connections
+    from django.test import TransactionTestCase
+
+    original = TransactionTestCase._fixture_teardown
+
+    def _fixture_teardown(self):
+        pg = [connections[a] for a in self._databases_names(include_mirrors=False)]
+        pg = [c for c in pg if c.vendor == "postgresql"]
+        for conn in pg:
+            with conn.cursor() as cursor:
+                cursor.execute("ALTER TABLE governance_auditevent DISABLE TRIGGER governance_auditevent_no_truncate")
+        try:
+            original(self)
+        finally:
+            for conn in pg:
+                with conn.cursor() as cursor:
+                    cursor.execute("ALTER TABLE governance_auditevent ENABLE TRIGGER governance_auditevent_no_truncate")
+
+    TransactionTestCase._fixture_teardown = _fixture_teardown
+    yield
+    TransactionTestCase._fixture_teardown = original

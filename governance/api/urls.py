@@ -2,6 +2,25 @@
 
 from rest_framework.routers import DefaultRouter
 
+from governance.api import schema  # noqa: F401  (registers the token scheme with drf-spectacular)
+from governance.api.views import AuditEventViewSet, FindingViewSet
+from inventory.api.views import (
+    AgentViewSet,
+    CredentialViewSet,
+    ImportViewSet,
+    TeamViewSet,
+    ToolViewSet,
+    WorkloadIdentityViewSet,
+)
+
 router = DefaultRouter()
+router.register("agents", AgentViewSet, basename="agent")
+router.register("teams", TeamViewSet, basename="team")
+router.register("workload-identities", WorkloadIdentityViewSet, basename="workload-identity")
+router.register("credentials", CredentialViewSet, basename="credential")
+router.register("tools", ToolViewSet, basename="tool")
+router.register("findings", FindingViewSet, basename="finding")
+router.register("audit-events", AuditEventViewSet, basename="audit-event")
+router.register("imports", ImportViewSet, basename="import")
 
 urlpatterns = router.urls

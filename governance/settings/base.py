@@ -132,6 +132,13 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
+    "ENUM_NAME_OVERRIDES": {
+        "AgentKindEnum": "inventory.models.Agent.Kind",
+        "AgentSourceEnum": "inventory.models.Agent.Source",
+        "CredentialKindEnum": "inventory.models.Credential.Kind",
+        "ImportSourceEnum": "inventory.models.ImportRun.Source",
+        "FindingKindEnum": "governance.findings.FINDING_KIND_CHOICES",
+    },
 }
 
 # Celery: one app configured from these settings (governance/celery.py).
@@ -143,6 +150,7 @@ if CELERY_BROKER_URL.startswith("filesystem://"):
         "data_folder_in": str(_queue / "queue"),
         "data_folder_out": str(_queue / "queue"),
         "processed_folder": str(_queue / "processed"),
+        "control_folder": str(_queue / "control"),
         "store_processed": False,
     }
 CELERY_RESULT_BACKEND = env("CELERY_RESULT_BACKEND", default=None)

@@ -6,16 +6,22 @@ from governance.audit import audit_verify
 from governance.models import AuditEvent, Finding
 from inventory import services
 from inventory.models import Agent, Credential
-from tests.factories import AgentFactory, CredentialFactory
 
 
 @pytest.mark.django_db
 def test_register_activate_and_stale_job(admin_actor, owner, frozen_now):
-    agent = services.agent_register(actor=admin_actor, name="Invoice agent", kind=Agent.Kind.AUTONOMOUS_AGENT, owner=owner)
+    agent = services.agent_register(
+        actor=admin_actor, name="Invoice agent", kind=Agent.Kind.AUTONOMOUS_AGENT, owner=owner
+    )
     services.agent_activate(actor=admin_actor, agent=agent)
     cred = services.credential_record(
-        actor=admin_actor, agent=agent, kind=Credential.Kind.ACCESS_KEY, provider="aws",
-        external_id="k1", created_at=datetime(2024, 1, 1, tzinfo=UTC), last_used_at=datetime(2024, 2, 1, tzinfo=UTC),
+        actor=admin_actor,
+        agent=agent,
+        kind=Credential.Kind.ACCESS_KEY,
+        provider="aws",
+        external_id="k1",
+        created_at=datetime(2024, 1, 1, tzinfo=UTC),
+        last_used_at=datetime(2024, 2, 1, tzinfo=UTC),
     )
     now = datetime(2026, 11, 15, 6, tzinfo=UTC)
     r1 = services.credentials_flag_stale_due(now=now)

@@ -1,0 +1,514 @@
+"""MCP client configuration → the tools of one agent, and literal-secret findings.
+
+Reads the three common layouts, all parsed as JSON5 (comments and trailing commas allowed):
+
+- Claude Desktop ``claude_desktop_config.json`` and project ``.mcp.json``: ``{"mcpServers": {…}}``,
+  with ``${VAR}`` and ``${VAR:-default}`` expansion in the project file;
+- VS Code ``.vscode/mcp.json``: ``{"inputs": […], "servers": {…}}`` with ``${input:id}`` references.
+
+Each server becomes a Tool of the agent: transport ``stdio`` (a ``command``), ``http`` or ``sse``
+(a ``url``); its command, args, URL and the *names* of its environment variables (never their
+values). Destination is internal for stdio servers and for URLs on localhost, private
+addresses and ``.internal``/``.local``/``.corp``/``.lan`` hosts, external otherwise (an
+unresolved ``${VAR}`` host counts as external). Access is read-only when the configuration says
+so (``--read-only``, ``readonly``); otherwise read, write and execute, since an unknown scope
+is a broad one.
+
+A literal secret in ``env``, ``headers``, a URL (userinfo password, token-like query
+parameters) or the arguments raises one ``literal_secret_in_config`` finding on the tool
+(OWASP NHI2) that keeps each secret's location and ``sha256:`` fingerprint only; stored URLs and
+arguments have the secret replaced by ``REDACTED``. ``${…}`` and ``${input:…}`` references are
+not secrets.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import re
+from dataclasses import dataclass
+from datetime import datetime
+from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
+
+import json5
+from django.contrib.contenttypes.models import ContentType
+from django.core.exceptions import ValidationError
+
+from governance.audit import Actor, PendingEvent, audit_record_many, object_type_of, snapshot
+from governance.findings import Condition, finding_raise, findings_resolve_for
+from governance.models import Finding
+
+from ..models import AccessLevel, Agent, Tool
+from .base import decode_text, fail, fingerprint, locate_key, offset_of
+
+REDACTED = "REDACTED"
+FINDING_KIND = "literal_secret_in_config"
+INTERNAL_SUFFIXES = (".internal", ".local", ".corp", ".lan", ".localhost", ".home.arpa")
+TRANSPORTS = {
+    "stdio": Tool.Transport.STDIO,
+    "http": Tool.Transport.HTTP,
+    "streamable-http": Tool.Transport.HTTP,
+    "streamablehttp": Tool.Transport.HTTP,
+    "sse": Tool.Transport.SSE,
+}
+BROAD_ACCESS = [AccessLevel.READ, AccessLevel.WRITE, AccessLevel.EXECUTE]
+
+# --- secret detection -----------------------------------------------------------------------
+
+_SECRET_FRAGMENTS = ("token", "secret", "password", "passwd", "apikey", "credential", "authorization",
+                     "privatekey", "accesskey", "clientsecret")
+_SECRET_WORDS = frozenset({"key", "auth", "pwd", "pat", "pass", "sig", "signature"})
+_NOT_SECRET_LAST_WORDS = frozenset({
+    "id", "url", "uri", "endpoint", "host", "hostname", "port", "type", "mode", "method", "file", "path", "dir",
+    "enabled", "name", "header", "region", "scheme", "user", "username", "email", "scope", "scopes", "expiry",
+    "expires", "ttl", "length", "version", "provider", "strategy", "server", "domain", "issuer", "audience",
+    "prefix", "suffix", "format", "size", "count", "limit", "timeout", "env", "var", "variable",
+})
+_VALUE_PATTERN = re.compile(
+    r"(?<![A-Za-z0-9])(?:gh[pousr]_[A-Za-z0-9]{20,}|github_pat_[A-Za-z0-9_]{20,}|sk-[A-Za-z0-9_-]{16,}"
+    r"|xox[abpsr]-[A-Za-z0-9-]{8,}|(?:AKIA|ASIA)[A-Z0-9]{16})(?![A-Za-z0-9])"
+)
+_BEARER = re.compile(r"\b(Bearer)\s+(\S+)", re.IGNORECASE)
+_REFERENCE = re.compile(r"\$\{[^}]*\}|\$[A-Za-z_][A-Za-z0-9_]*")
+_NOT_SECRET_VALUES = frozenset({"true", "false", "yes", "no", "on", "off", "null", "none", "", "-"})
+
+
+def _words(key: str) -> list[str]:
+    spaced = re.sub(r"([a-z0-9])([A-Z])", r"\1_\2", key)
+    return [w for w in re.split(r"[^A-Za-z0-9]+", spaced.lower()) if w]
+
+
+def is_secret_name(key: str) -> bool:
+    """True if a variable, header or parameter name says it holds a secret (token, key, password …)."""
+    words = _words(key)
+    if not words or words[-1] in _NOT_SECRET_LAST_WORDS:
+        return False
+    compact = "".join(words)
+    return any(f in compact for f in _SECRET_FRAGMENTS) or any(w in _SECRET_WORDS for w in words)
+
+
+def is_literal(value: str) -> bool:
+    """True if ``value`` is a literal, not a ``${…}``/``$VAR`` reference, flag, number, path or placeholder."""
+    v = value.strip()
+    if v.lower() in _NOT_SECRET_VALUES or len(v) < 4 or _REFERENCE.search(v):
+        return False
+    if re.fullmatch(r"[-+]?\d+(\.\d+)?", v) or re.fullmatch(r"<[^<>]*>", v):
+        return False
+    return not (v.startswith(("/", "~", "./", "../")) or re.match(r"^[A-Za-z]:[\\/]", v))
+
+
+def _looks_like_url(value: str) -> bool:
+    return bool(re.match(r"^[A-Za-z][A-Za-z0-9+.-]*://", value.strip()))
+
+
+@dataclass(frozen=True)
+class SecretHit:
+    """A literal secret's location in the server's configuration and its fingerprint (never the value)."""
+
+    location: str
+    fingerprint: str
+
+
+class _Secrets:
+    """Collects hits for one server and redacts what is stored."""
+
+    def __init__(self):
+        self.hits: list[SecretHit] = []
+
+    def add(self, location: str, value: str) -> None:
+        self.hits.append(SecretHit(location, fingerprint(value)))
+
+    def value(self, location: str, key: str, value: str) -> None:
+        """An ``env`` or ``headers`` value under ``key`` (not stored; only checked)."""
+        if _looks_like_url(value):
+            self.url(location, value)
+            return
+        self.text(location, value, secret_name=is_secret_name(key))
+
+    def text(self, location: str, value: str, *, secret_name: bool) -> str:
+        """Check a free-text value; return it with secrets redacted."""
+        scheme = _BEARER.search(value)
+        if scheme and is_literal(scheme.group(2)):
+            self.add(location, scheme.group(2))
+            return value[: scheme.start(2)] + REDACTED + value[scheme.end(2):]
+        if secret_name and is_literal(value):
+            self.add(location, value.strip())
+            return REDACTED
+        found = _VALUE_PATTERN.findall(value)
+        for token in found:
+            self.add(location, token)
+        return _VALUE_PATTERN.sub(REDACTED, value) if found else value
+
+    def url(self, location: str, value: str) -> str:
+        """Check a URL's password and query; return it with secrets redacted."""
+        try:
+            parts = urlsplit(value)
+            password = parts.password
+        except ValueError:
+            return self.text(location, value, secret_name=False)
+        netloc = parts.netloc
+        if password and is_literal(password):
+            self.add(f"{location}.password", password)
+            userinfo, _, hostport = netloc.rpartition("@")
+            username = userinfo.split(":", 1)[0]
+            netloc = f"{username}:{REDACTED}@{hostport}"
+        query = parse_qsl(parts.query, keep_blank_values=True)
+        redacted_query, changed = [], False
+        for name, val in query:
+            if (is_secret_name(name) and is_literal(val)) or _VALUE_PATTERN.fullmatch(val):
+                self.add(f"{location}.query.{name}", val)
+                redacted_query.append((name, REDACTED))
+                changed = True
+            else:
+                redacted_query.append((name, val))
+        new_query = urlencode(redacted_query, quote_via=quote, safe="${}:/") if changed else parts.query
+        if netloc == parts.netloc and not changed:
+            return value
+        return urlunsplit((parts.scheme, netloc, parts.path, new_query, parts.fragment))
+
+    def args(self, args: list[str]) -> list[str]:
+        """Check command-line arguments (``--flag=value``, ``--flag value``, URLs, token patterns)."""
+        out = []
+        for i, arg in enumerate(args):
+            loc = f"args[{i}]"
+            flag = re.match(r"^(--?[A-Za-z][\w.-]*)=(.*)$", arg, re.DOTALL)
+            env_pair = re.match(r"^([A-Za-z_][A-Za-z0-9_]*)=(.*)$", arg, re.DOTALL)
+            prev = args[i - 1] if i else ""
+            if flag:
+                out.append(f"{flag.group(1)}={self._arg_value(loc, flag.group(1), flag.group(2))}")
+            elif env_pair:
+                out.append(f"{env_pair.group(1)}={self._arg_value(loc, env_pair.group(1), env_pair.group(2))}")
+            elif prev.startswith("-") and "=" not in prev and is_secret_name(prev) and not arg.startswith("-"):
+                out.append(self._arg_value(loc, prev, arg))
+            elif _looks_like_url(arg):
+                out.append(self.url(loc, arg))
+            else:
+                out.append(self.text(loc, arg, secret_name=False))
+        return out
+
+    def _arg_value(self, loc: str, name: str, value: str) -> str:
+        if _looks_like_url(value):
+            return self.url(loc, value)
+        return self.text(loc, value, secret_name=is_secret_name(name))
+
+
+# --- parse (no database) --------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class McpServer:
+    """One server entry, ready to become a Tool. ``args`` and ``url`` are already redacted."""
+
+    name: str
+    line: int
+    transport: str
+    command: str
+    args: tuple[str, ...]
+    url: str
+    env_keys: tuple[str, ...]
+    access_levels: tuple[str, ...]
+    destination: str
+    secrets: tuple[SecretHit, ...]
+
+
+@dataclass(frozen=True)
+class McpConfig:
+    """A parsed client configuration: its layout (``mcpServers`` or ``servers``) and servers in file order."""
+
+    layout: str
+    servers: tuple[McpServer, ...]
+
+
+def parse(content: bytes) -> McpConfig:
+    """Parse an MCP client configuration (JSON5); touches no database.
+
+    Raises ``ImportFailed`` for the first problem, naming line and column: a syntax error (as
+    the JSON5 parser reports it), neither ``mcpServers`` nor ``servers``, a server that is not an
+    object or has neither ``command`` nor ``url``, fields of the wrong type, an unknown ``type``.
+    """
+    text = decode_text(content)
+    try:
+        doc = json5.loads(text, allow_duplicate_keys=False)
+    except ValueError as exc:
+        raise _syntax_error(text, str(exc))
+    except RecursionError:
+        raise fail("The document nests too deeply.", 1, 1)
+    if not isinstance(doc, dict):
+        raise fail("Expected a JSON object with mcpServers (Claude Desktop, .mcp.json) or servers (VS Code).", 1, 1)
+    containers = [k for k in ("mcpServers", "servers") if k in doc]
+    if not containers:
+        raise fail("No MCP servers: the file has neither mcpServers (Claude Desktop, .mcp.json) nor servers "
+                   "(VS Code mcp.json).", 1, 1)
+    servers: list[McpServer] = []
+    names: set[str] = set()
+    for container in containers:
+        block = doc[container]
+        block_pos = locate_key(text, container) or (1, 1)
+        if not isinstance(block, dict):
+            raise fail(f"{container} must be an object mapping server names to their settings.", *block_pos)
+        block_offset = offset_of(text, *block_pos)
+        for name, entry in block.items():
+            pos = locate_key(text, name, block_offset) or block_pos
+            if name in names:
+                raise fail(f"Server {name!r} is defined twice.", *pos)
+            names.add(name)
+            servers.append(_parse_server(text, container, name, entry, pos))
+    return McpConfig(layout=containers[0], servers=tuple(servers))
+
+
+def _syntax_error(text: str, message: str):
+    m = re.match(r"^<string>:(\d+) (.*) at column (\d+)$", message, re.DOTALL)
+    if m:
+        return fail(f"Not valid JSON/JSON5: {m.group(2)}.", int(m.group(1)), int(m.group(3)))
+    dup = re.match(r'^Duplicate key "(.*)" found in object$', message)
+    if dup:
+        first = locate_key(text, dup.group(1))
+        second = locate_key(text, dup.group(1), offset_of(text, *first) + 1) if first else None
+        line, column = second or first or (1, 1)
+        return fail(f"Key {dup.group(1)!r} appears twice in the same object.", line, column)
+    if "Empty" in message:
+        return fail("The file is empty.", 1, 1)
+    return fail(f"Not valid JSON/JSON5: {message}", 1, 1)
+
+
+def _parse_server(text: str, container: str, name: str, entry, pos: tuple[int, int]) -> McpServer:
+    where = f"{container}.{name}"
+    line = pos[0]
+    start = offset_of(text, *pos)
+
+    def error(message: str, key: str | None = None):
+        at = (locate_key(text, key, start) if key else None) or pos
+        return fail(f"{where}: {message}", *at)
+
+    if not name.strip() or len(name) > 100:
+        raise error("a server name is 1 to 100 characters.")
+    if not isinstance(entry, dict):
+        raise error("a server's settings must be an object with command or url.")
+
+    def string(key: str) -> str:
+        value = entry.get(key, "")
+        if value is None:
+            return ""
+        if not isinstance(value, str):
+            raise error(f"{key} must be a string.", key)
+        return value.strip()
+
+    def mapping(key: str) -> dict[str, str]:
+        value = entry.get(key) or {}
+        if not isinstance(value, dict):
+            raise error(f"{key} must be an object of names to strings.", key)
+        out = {}
+        for k, v in value.items():
+            if isinstance(v, bool):
+                v = "true" if v else "false"
+            if isinstance(v, int | float):
+                v = str(v)
+            if not isinstance(v, str):
+                raise error(f"{key}.{k} must be a string.", k)
+            out[k] = v
+        return out
+
+    command, url, kind = string("command"), string("url"), string("type").lower()
+    raw_args = entry.get("args") or []
+    if not isinstance(raw_args, list) or not all(isinstance(a, str | int | float) for a in raw_args):
+        raise error("args must be a list of strings.", "args")
+    args = [str(a) for a in raw_args]
+    env, headers = mapping("env"), mapping("headers")
+
+    if kind:
+        if kind not in TRANSPORTS:
+            raise error(f"unknown type {kind!r}; expected stdio, http or sse.", "type")
+        transport = TRANSPORTS[kind]
+    elif command and url:
+        raise error("has both command and url; say which with type.", "url")
+    elif command:
+        transport = Tool.Transport.STDIO
+    elif url:
+        transport = Tool.Transport.SSE if urlsplit(url).path.rstrip("/").endswith("/sse") else Tool.Transport.HTTP
+    else:
+        raise error("has neither command (a local stdio server) nor url (a remote server).")
+    if transport == Tool.Transport.STDIO and not command:
+        raise error("a stdio server needs a command.", "type")
+    if transport != Tool.Transport.STDIO and not url:
+        raise error(f"an {transport} server needs a url.", "type")
+    if len(command) > 500 or len(url) > 1000:
+        raise error("command or url is too long.")
+
+    secrets = _Secrets()
+    for key, value in env.items():
+        secrets.value(f"env.{key}", key, value)
+    for key, value in headers.items():
+        secrets.value(f"headers.{key}", key, value)
+    stored_url = secrets.url("url", url) if url else ""
+    stored_args = secrets.args(args)
+    stored_command = secrets.text("command", command, secret_name=False) if command else ""
+
+    return McpServer(
+        name=name, line=line, transport=transport, command=stored_command, args=tuple(stored_args),
+        url=stored_url, env_keys=tuple(env), access_levels=tuple(_access_levels(args, env, url)),
+        destination=_destination(transport, url), secrets=tuple(sorted(set(secrets.hits), key=lambda h: h.location)),
+    )
+
+
+def _truthy(value: str | None) -> bool:
+    return value is None or value.strip().lower() in ("", "1", "true", "yes", "on")
+
+
+def _access_levels(args: list[str], env: dict[str, str], url: str) -> list[str]:
+    """``["read"]`` when the configuration asks for read-only; otherwise read, write and execute."""
+    read_only = None
+    for i, arg in enumerate(args):
+        m = re.fullmatch(r"(?:--?)?(read[-_]?only)(?:=(.*))?", arg.strip(), re.IGNORECASE)
+        if not m:
+            continue
+        value = m.group(2)
+        if value is None and i + 1 < len(args) and args[i + 1].lower() in ("true", "false"):
+            value = args[i + 1]
+        read_only = _truthy(value)
+    for key, value in env.items():
+        if re.fullmatch(r"(?:\w+_)?READ_?ONLY(?:_MODE)?", key, re.IGNORECASE):
+            read_only = _truthy(value) and bool(value.strip())
+    if url:
+        for key, value in parse_qsl(urlsplit(url).query):
+            if re.fullmatch(r"read[-_]?only", key, re.IGNORECASE):
+                read_only = _truthy(value)
+    return [AccessLevel.READ] if read_only else list(BROAD_ACCESS)
+
+
+def _expand_host_url(url: str) -> str | None:
+    """The URL with ``${VAR:-default}`` replaced by its default; None while a bare reference remains."""
+    expanded = re.sub(r"\$\{[^}:]+:-([^}]*)\}", r"\1", url)
+    return None if "${" in expanded or "$" in expanded.split("?")[0] else expanded
+
+
+def is_internal_host(host: str) -> bool:
+    """True for localhost, loopback/private/link-local addresses, single-label names and internal suffixes."""
+    host = host.lower().strip("[]").rstrip(".")
+    if not host:
+        return False
+    if host == "localhost":
+        return True
+    try:
+        ip = ipaddress.ip_address(host)
+    except ValueError:
+        return "." not in host or host.endswith(INTERNAL_SUFFIXES) or host.lstrip(".") in {
+            s.lstrip(".") for s in INTERNAL_SUFFIXES}
+    return ip.is_private or ip.is_loopback or ip.is_link_local
+
+
+def _destination(transport: str, url: str) -> str:
+    if transport == Tool.Transport.STDIO:
+        return Tool.Destination.INTERNAL
+    expanded = _expand_host_url(url)
+    try:
+        host = urlsplit(expanded).hostname if expanded else None
+    except ValueError:
+        host = None
+    return Tool.Destination.INTERNAL if host and is_internal_host(host) else Tool.Destination.EXTERNAL
+
+
+# --- apply (one transaction, audited) -------------------------------------------------------
+
+COMPARED = ("transport", "command", "args", "url", "env_keys", "access_levels", "destination", "source")
+TOOL_SNAPSHOT = ("agent", "name", *COMPARED)
+
+
+def _wanted(server: McpServer, source: str) -> dict:
+    return {
+        "transport": server.transport, "command": server.command, "args": list(server.args), "url": server.url,
+        "env_keys": list(server.env_keys), "access_levels": list(server.access_levels),
+        "destination": server.destination, "source": source,
+    }
+
+
+def _clean(tool: Tool, line: int) -> None:
+    try:
+        tool.full_clean(validate_unique=False, validate_constraints=False)
+    except ValidationError as exc:
+        messages = "; ".join(f"{k}: {' '.join(v)}" for k, v in exc.message_dict.items())
+        raise fail(f"server {tool.name!r}: {messages}", line, 1)
+
+
+def apply(config: McpConfig, *, actor: Actor, agent: Agent, filename: str, now: datetime) -> dict[str, int]:
+    """Write a parsed configuration as ``agent``'s tools; call inside a transaction with the agent locked.
+
+    New servers become tools (``bulk_create``), changed ones are updated, unchanged ones are left
+    alone; one audit event per change (``audit_record_many``). Each tool's literal-secret finding
+    is opened, kept (same secrets), replaced (different secrets) or resolved (none left).
+    Returns the counts of what it did. Raises ``ImportFailed`` if a tool fails validation.
+    """
+    source = os.path.basename(filename or "")[:200]
+    counts = dict.fromkeys(("servers", "tools_created", "tools_updated", "tools_unchanged", "secrets_found",
+                            "secret_findings_opened", "secret_findings_resolved"), 0)
+    counts["servers"] = len(config.servers)
+    existing = {t.name: t for t in Tool.objects.select_for_update().filter(
+        agent=agent, name__in=[s.name for s in config.servers])}
+    events: list[PendingEvent] = []
+    to_create: list[Tool] = []
+    to_update: list[Tool] = []
+    update_fields: set[str] = set()
+    for server in config.servers:
+        wanted = _wanted(server, source)
+        tool = existing.get(server.name)
+        if tool is None:
+            tool = Tool(agent=agent, name=server.name, data_classes=[], created_at=now, updated_at=now, **wanted)
+            _clean(tool, server.line)
+            to_create.append(tool)
+            continue
+        changed = {k: v for k, v in wanted.items() if getattr(tool, k) != v}
+        if not changed:
+            counts["tools_unchanged"] += 1
+            continue
+        before = snapshot(tool, changed)
+        for k, v in changed.items():
+            setattr(tool, k, v)
+        tool.updated_at = now
+        _clean(tool, server.line)
+        to_update.append(tool)
+        update_fields.update(changed)
+        events.append(PendingEvent("tool.update", object_type_of(tool), str(tool.pk), str(tool)[:300],
+                                   before=before, after=snapshot(tool, changed)))
+    created = Tool.objects.bulk_create(to_create)
+    if any(t.pk is None for t in created):  # backends that do not return ids
+        ids = dict(Tool.objects.filter(agent=agent, name__in=[t.name for t in created]).values_list("name", "pk"))
+        for t in created:
+            t.pk = ids[t.name]
+    events.extend(PendingEvent("tool.add", object_type_of(t), str(t.pk), str(t)[:300],
+                               after=snapshot(t, TOOL_SNAPSHOT)) for t in created)
+    if to_update:
+        Tool.objects.bulk_update(to_update, sorted(update_fields | {"updated_at"}))
+    counts["tools_created"], counts["tools_updated"] = len(created), len(to_update)
+    if events:
+        audit_record_many(actor=actor, events=events, at=now)
+
+    tools = {**existing, **{t.name: t for t in created}}
+    tool_ct = ContentType.objects.get_for_model(Tool)
+    open_findings = {
+        f.subject_id: f for f in Finding.objects.select_for_update().filter(
+            kind=FINDING_KIND, subject_type=tool_ct, subject_id__in=[t.pk for t in tools.values()],
+            status__in=Finding.UNRESOLVED)
+    }
+    for server in config.servers:
+        tool = tools[server.name]
+        counts["secrets_found"] += len(server.secrets)
+        secrets = [{"location": h.location, "fingerprint": h.fingerprint} for h in server.secrets]
+        current = open_findings.get(tool.pk)
+        if current is not None and (not secrets or current.evidence.get("secrets") != secrets):
+            note = ("Literal secret removed from the configuration." if not secrets
+                    else "The configuration's literal secrets changed; see the new finding.")
+            counts["secret_findings_resolved"] += findings_resolve_for(
+                actor=actor, kind=FINDING_KIND, subject=tool, now=now, note=note)
+        if not secrets:
+            continue
+        places = ", ".join(f"{s['location']} ({s['fingerprint'][:19]}…)" for s in secrets)
+        _, opened = finding_raise(
+            actor=actor, kind=FINDING_KIND, now=now,
+            condition=Condition(tool, agent.pk, evidence={"secrets": secrets, "file": source},
+                                detail=f"{agent.name}: server {server.name!r} in {source or 'its configuration'} "
+                                       f"holds a literal secret at {places}."),
+        )
+        counts["secret_findings_opened"] += int(opened)
+    return counts
+
+
+__all__ = ["McpConfig", "McpServer", "SecretHit", "apply", "is_internal_host", "is_literal", "is_secret_name", "parse"]

@@ -1,0 +1,393 @@
+"""REST API of the governance domain: findings, audit events, token authentication, the OpenAPI schema."""
+
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from django.core.files.uploadedfile import SimpleUploadedFile
+from django.core.management import call_command
+from django.db import transaction
+from rest_framework.test import APIClient
+
+from governance.audit import Actor
+from governance.findings import Condition, finding_raise
+from governance.models import AuditEvent, Finding, IntegrationToken
+from governance.services import integration_token_revoke
+from inventory import services as inventory_services
+from inventory.services import credentials_flag_stale_due
+from tests.api_support import (
+    ADMIN_ONLY_ON_OWN,
+    CHANGE_OWN,
+    READ_ALL,
+    READ_OWN,
+    WRITE,
+    Case,
+    count_queries,
+    expect,
+    issue_token,
+    matrix,
+    matrix_ids,
+    run_case,
+    session_client,
+    token_client,
+)
+from tests.factories import T0, AgentFactory, CredentialFactory
+
+FINDINGS = "/api/v1/findings/"
+AUDIT = "/api/v1/audit-events/"
+AUDIT_READ = IntegrationToken.Scope.AUDIT_READ
+
+
+def raise_finding(kind: str, subject, agent, detail: str = "") -> Finding:
+    with transaction.atomic():
+        finding, _ = finding_raise(actor=Actor.system("test job"), kind=kind, now=T0,
+                                   condition=Condition(subject, agent.pk, detail=detail))
+    return finding
+
+
+@pytest.fixture
+def world(frozen_now, owner, other_owner, admin_user, auditor, admin_actor):
+    own = AgentFactory(slug="own", name="Invoice agent", owner=owner)
+    others = AgentFactory(slug="others", name="Build bot", owner=other_owner)
+    credential = CredentialFactory(agent=own, external_id="arn:aws:iam::123456789012:user/own#access_key_1")
+    finding = raise_finding("unrotated_credential", credential, own, "Last rotated long ago.")
+    inventory_services.agent_update(actor=admin_actor, agent=own, purpose="Reconcile invoices.")
+    inventory_services.agent_update(actor=admin_actor, agent=others, purpose="Build things.")
+    return {
+        "people": {"owner": owner, "other_owner": other_owner, "admin": admin_user, "auditor": auditor},
+        "own": own,
+        "others": others,
+        "credential": credential,
+        "finding": finding,
+        "own_event": AuditEvent.objects.get(verb="agent.update", object_id=str(own.pk)),
+        "others_event": AuditEvent.objects.get(verb="agent.update", object_id=str(others.pk)),
+    }
+
+
+CASES = [
+    Case("findings-list", "get", lambda w: FINDINGS, READ_ALL),
+    Case("findings-retrieve", "get", lambda w: f"{FINDINGS}{w['finding'].pk}/", READ_OWN),
+    Case("findings-acknowledge", "post", lambda w: f"{FINDINGS}{w['finding'].pk}/acknowledge/", CHANGE_OWN,
+         body=lambda w: {"note": "Looking into it."}, verb="finding.acknowledge", scope=WRITE),
+    Case("findings-resolve", "post", lambda w: f"{FINDINGS}{w['finding'].pk}/resolve/", CHANGE_OWN,
+         body=lambda w: {"note": "Rotated the key."}, verb="finding.resolve", scope=WRITE),
+    Case("findings-accept-risk", "post", lambda w: f"{FINDINGS}{w['finding'].pk}/accept-risk/", ADMIN_ONLY_ON_OWN,
+         body=lambda w: {"until": "2026-12-15T00:00:00Z", "note": "Vendor fix due."}, verb="finding.accept_risk",
+         scope=WRITE),
+    Case("audit-events-list", "get", lambda w: AUDIT, READ_ALL, scope=AUDIT_READ),
+    Case("audit-events-retrieve-own-agent", "get", lambda w: f"{AUDIT}{w['own_event'].pk}/", READ_OWN,
+         scope=AUDIT_READ),
+    Case("audit-events-retrieve-other-agent", "get", lambda w: f"{AUDIT}{w['others_event'].pk}/",
+         expect(owner=404, other_owner=200, admin=200, auditor=200), scope=AUDIT_READ),
+    Case("audit-events-are-read-only", "post", lambda w: AUDIT,
+         expect(owner=405, other_owner=405, admin=405, auditor=403), body=lambda w: {"verb": "x"}, scope=WRITE),
+]
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(("case", "role"), matrix(CASES), ids=matrix_ids(CASES))
+def test_permission_matrix(case, role, world):
+    """Every endpoint and action, as every kind of caller: status, audit event on success, nothing on refusal."""
+    run_case(case, role, world)
+
+
+# --- findings ------------------------------------------------------------------------------
+
+
+@pytest.mark.django_db
+def test_finding_shows_agent_name_and_credential_external_id(world):
+    data = session_client(world["people"]["owner"]).get(f"{FINDINGS}{world['finding'].pk}/").data
+    assert data["kind"] == "unrotated_credential"
+    assert data["severity"] == "medium"
+    assert data["status"] == "open"
+    assert data["title"] == "Credential not rotated within its period"
+    assert data["detail"] == "Last rotated long ago."
+    assert data["framework_refs"] == ["NHI7"]
+    assert data["subject_type"] == "inventory.credential"
+    assert data["subject_id"] == world["credential"].pk
+    assert data["agent"] == "own"
+    assert data["agent_name"] == "Invoice agent"
+    assert data["credential_external_id"] == "arn:aws:iam::123456789012:user/own#access_key_1"
+    assert data["first_seen_at"] == data["last_seen_at"] == "2026-11-15T06:00:00Z"
+
+
+@pytest.mark.django_db
+def test_finding_about_an_agent_has_no_credential_external_id(world):
+    finding = raise_finding("unowned_agent", world["own"], world["own"])
+    data = session_client(world["people"]["admin"]).get(f"{FINDINGS}{finding.pk}/").data
+    assert data["subject_type"] == "inventory.agent"
+    assert data["agent_name"] == "Invoice agent"
+    assert data["credential_external_id"] is None
+
+
+@pytest.mark.django_db
+def test_findings_filters(world):
+    raise_finding("unowned_agent", world["others"], world["others"])
+    client = session_client(world["people"]["admin"])
+    assert [f["agent"] for f in client.get(f"{FINDINGS}?agent=own").data["results"]] == ["own"]
+    assert [f["kind"] for f in client.get(f"{FINDINGS}?framework=NHI7").data["results"]] == ["unrotated_credential"]
+    assert len(client.get(f"{FINDINGS}?status=open&severity=high&severity=medium").data["results"]) == 2
+    assert client.get(f"{FINDINGS}?status=resolved").data["results"] == []
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("query", [
+    "colour=blue", "kind=sunburn", "severity=extreme", "status=forgotten", "framework=NHI11",
+    "ordering=colour",
+])
+def test_findings_unknown_filter_or_value_is_400(query, world):
+    assert session_client(world["people"]["admin"]).get(f"{FINDINGS}?{query}").status_code == 400
+
+
+@pytest.mark.django_db
+def test_accept_risk_needs_a_utc_offset(world):
+    client = session_client(world["people"]["admin"])
+    response = client.post(f"{FINDINGS}{world['finding'].pk}/accept-risk/",
+                           {"until": "2026-11-30T10:00:00", "note": "Vendor fix due."}, format="json")
+    assert response.status_code == 400
+    assert "Include a UTC offset" in str(response.data["until"][0])
+    assert Finding.objects.get(pk=world["finding"].pk).status == "open"
+
+
+@pytest.mark.django_db
+def test_accept_risk_with_offset_is_stored_in_utc(world):
+    client = session_client(world["people"]["admin"])
+    response = client.post(f"{FINDINGS}{world['finding'].pk}/accept-risk/",
+                           {"until": "2026-12-15T10:00:00+05:00", "note": "Vendor fix due."}, format="json")
+    assert response.status_code == 200, response.data
+    assert response.data["status"] == "risk_accepted"
+    assert response.data["risk_accepted_until"] == "2026-12-15T05:00:00Z"
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(("action", "body", "field", "message"), [
+    ("acknowledge", {"status": "acknowledged"}, "status", "This field is read-only."),
+    ("acknowledge", {"note": "x", "assignee": "me"}, "assignee", "Unknown field"),
+    ("resolve", {"note": "x", "severity": "low"}, "severity", "This field is read-only."),
+    ("accept-risk", {"until": "2026-12-15T00:00:00Z", "note": "x", "colour": "red"}, "colour", "Unknown field"),
+])
+def test_finding_actions_refuse_unknown_and_read_only_fields(action, body, field, message, world):
+    before = AuditEvent.objects.count()
+    response = session_client(world["people"]["admin"]).post(f"{FINDINGS}{world['finding'].pk}/{action}/", body,
+                                                              format="json")
+    assert response.status_code == 400
+    assert message in str(response.data[field][0])
+    assert AuditEvent.objects.count() == before
+
+
+@pytest.mark.django_db
+def test_finding_state_conflict_is_409(world):
+    client = session_client(world["people"]["owner"])
+    url = f"{FINDINGS}{world['finding'].pk}/acknowledge/"
+    assert client.post(url, {}, format="json").status_code == 200
+    response = client.post(url, {}, format="json")
+    assert response.status_code == 409
+    assert "open" in response.data["detail"]
+
+
+@pytest.mark.django_db
+def test_resolve_needs_a_note(world):
+    response = session_client(world["people"]["owner"]).post(f"{FINDINGS}{world['finding'].pk}/resolve/",
+                                                              {"note": ""}, format="json")
+    assert response.status_code == 400 and "note" in response.data
+
+
+# --- audit events --------------------------------------------------------------------------
+
+
+@pytest.mark.django_db
+def test_audit_events_cursor_pagination_is_stable(world, admin_actor):
+    for i in range(5):
+        inventory_services.agent_update(actor=admin_actor, agent=world["own"], purpose=f"Purpose {i}.")
+    expected = list(AuditEvent.objects.order_by("-id").values_list("id", flat=True))
+    client = session_client(world["people"]["auditor"])
+    response = client.get(f"{AUDIT}?page_size=3")
+    assert response.data["previous"] is None
+    assert "cursor=" in response.data["next"]
+    seen = [e["id"] for e in response.data["results"]]
+    inventory_services.agent_update(actor=admin_actor, agent=world["own"], purpose="Appended meanwhile.")
+    next_url = response.data["next"]
+    while next_url:
+        page = client.get(next_url).data
+        seen += [e["id"] for e in page["results"]]
+        next_url = page["next"]
+    assert seen == expected
+
+
+@pytest.mark.django_db
+def test_audit_event_fields_and_filters(world):
+    client = session_client(world["people"]["auditor"])
+    results = client.get(f"{AUDIT}?verb=agent.update&object_type=inventory.agent").data["results"]
+    assert [e["object_id"] for e in results] == [str(world["others"].pk), str(world["own"].pk)]
+    event = results[-1]
+    assert event["actor_type"] == "person" and event["actor_label"] == "iris.admin"
+    assert event["after"] == {"purpose": "Reconcile invoices."}
+    assert event["occurred_at"] == "2026-11-15T06:00:00Z"
+    assert len(event["hash"]) == 64 and len(event["prev_hash"]) == 64
+
+
+@pytest.mark.django_db
+def test_owner_reads_only_the_audit_trail_of_their_agents(world):
+    results = session_client(world["people"]["owner"]).get(AUDIT).data["results"]
+    assert [(e["object_type"], e["object_id"]) for e in results] == [("inventory.agent", str(world["own"].pk))]
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("query", ["colour=blue", "actor_type=robot", "since=yesterday", "until=2026-11-15T06:00:00"])
+def test_audit_events_unknown_filter_or_value_is_400(query, world):
+    assert session_client(world["people"]["auditor"]).get(f"{AUDIT}?{query}").status_code == 400
+
+
+@pytest.mark.django_db
+def test_audit_events_time_window_needs_an_offset(world):
+    client = session_client(world["people"]["auditor"])
+    response = client.get(f"{AUDIT}?since=2026-11-15T06:00:00")
+    assert "Include a UTC offset" in str(response.data["since"][0])
+    assert len(client.get(f"{AUDIT}?since=2026-11-15T06:00:00Z").data["results"]) == AuditEvent.objects.count()
+    assert client.get(f"{AUDIT}?until=2026-11-15T06:00:00%2B01:00").data["results"] == []
+
+
+# --- query counts ---------------------------------------------------------------------------
+
+
+def make_findings(owner, n):
+    for _ in range(n):
+        agent = AgentFactory(owner=owner)
+        raise_finding("unrotated_credential", CredentialFactory(agent=agent), agent)
+
+
+def make_events(owner, n):
+    actor = Actor.person(owner)
+    agent = AgentFactory(owner=owner)
+    for i in range(n):
+        inventory_services.agent_update(actor=actor, agent=agent, purpose=f"Purpose {i}.")
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(("url", "make", "role"), [
+    (FINDINGS, make_findings, "owner"), (FINDINGS, make_findings, "admin"),
+    (AUDIT, make_events, "owner"), (AUDIT, make_events, "auditor"),
+])
+def test_list_query_count_does_not_grow_with_rows(url, make, role, owner, admin_user, auditor, frozen_now):
+    client = session_client({"owner": owner, "admin": admin_user, "auditor": auditor}[role])
+    make(owner, 2)
+    few = count_queries(client, url)
+    make(owner, 18)
+    assert len(client.get(url).data["results"]) >= 20
+    assert count_queries(client, url) == few
+    assert few <= 8
+
+
+# --- integration tokens --------------------------------------------------------------------
+
+
+@pytest.mark.django_db
+def test_anonymous_is_401_with_a_bearer_challenge(world):
+    response = APIClient().get(FINDINGS)
+    assert response.status_code == 401
+    assert response["WWW-Authenticate"] == "Bearer"
+
+
+@pytest.mark.django_db
+def test_expired_token_is_401(world, frozen_now):
+    _, clear = issue_token(world["people"]["owner"], [IntegrationToken.Scope.INVENTORY_READ], days=1)
+    client = token_client(clear)
+    assert client.get(FINDINGS).status_code == 200
+    frozen_now.move_to(T0 + timedelta(days=1))
+    response = client.get(FINDINGS)
+    assert response.status_code == 401
+    assert "expired" in str(response.data["detail"])
+
+
+@pytest.mark.django_db
+def test_revoked_token_is_401_at_once(world, admin_actor):
+    token, clear = issue_token(world["people"]["owner"], [IntegrationToken.Scope.INVENTORY_READ])
+    client = token_client(clear)
+    assert client.get(FINDINGS).status_code == 200
+    integration_token_revoke(actor=admin_actor, token=token)
+    response = client.get(FINDINGS)
+    assert response.status_code == 401
+    assert "revoked" in str(response.data["detail"])
+
+
+@pytest.mark.django_db
+def test_token_of_an_inactive_person_is_401(world):
+    owner = world["people"]["owner"]
+    _, clear = issue_token(owner, [IntegrationToken.Scope.INVENTORY_READ])
+    owner.is_active = False
+    owner.save(update_fields=["is_active"])
+    assert token_client(clear).get(FINDINGS).status_code == 401
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("header", ["Bearer wrt_not-a-real-token", "Bearer abc", "Bearer wrt_a wrt_b"])
+def test_unknown_or_malformed_token_is_401(header, world):
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=header)
+    assert client.get(FINDINGS).status_code == 401
+
+
+@pytest.mark.django_db
+def test_admin_token_is_limited_to_its_scopes(world):
+    _, clear = issue_token(world["people"]["admin"], [IntegrationToken.Scope.INVENTORY_READ])
+    client = token_client(clear)
+    before = AuditEvent.objects.count()
+    response = client.post(f"{FINDINGS}{world['finding'].pk}/acknowledge/", {}, format="json")
+    assert response.status_code == 403
+    assert "inventory:write" in str(response.data["detail"])
+    assert client.get(AUDIT).status_code == 403
+    assert AuditEvent.objects.count() == before
+
+
+# --- OpenAPI --------------------------------------------------------------------------------
+
+
+@pytest.mark.django_db
+def test_openapi_schema_validates_without_warnings(tmp_path):
+    target = tmp_path / "schema.yml"
+    call_command("spectacular", "--validate", "--fail-on-warn", "--file", str(target))
+    text = target.read_text()
+    for path in ("/api/v1/agents/{slug}/assign-owner/", "/api/v1/findings/{id}/accept-risk/",
+                 "/api/v1/audit-events/", "/api/v1/imports/", "/api/v1/workload-identities/{id}/"):
+        assert path in text
+    assert "integrationToken" in text
+
+
+@pytest.mark.django_db
+def test_schema_and_docs_are_served_offline(client):
+    assert client.get("/api/schema/").status_code == 200
+    docs = client.get("/api/docs/")
+    assert docs.status_code == 200
+    html = docs.content.decode()
+    assert "drf_spectacular_sidecar" in html
+    assert "cdn." not in html and "unpkg" not in html
+
+
+# --- end to end on the sample AWS credential report ----------------------------------------
+
+
+@pytest.mark.django_db
+def test_sample_report_import_and_job_show_the_nine_credential_findings(admin_user, frozen_now):
+    sample = Path(__file__).resolve().parent.parent / "fixtures" / "get-credential-report.json"
+    client = session_client(admin_user)
+    upload = SimpleUploadedFile("get-credential-report.json", sample.read_bytes(), content_type="application/json")
+    response = client.post("/api/v1/imports/", {"source": "aws-credential-report", "file": upload}, format="multipart")
+    assert response.status_code == 201, response.data
+    credentials_flag_stale_due(now=T0)
+    findings = client.get(f"{FINDINGS}?page_size=100").data["results"]
+    credential_findings = sorted(
+        (f["agent_name"], f["credential_external_id"].rsplit("#", 1)[-1], f["kind"])
+        for f in findings if f["subject_type"] == "inventory.credential"
+    )
+    assert credential_findings == [
+        ("ci-deployer", "access_key_1", "unrotated_credential"),
+        ("ci-deployer", "access_key_2", "unrotated_credential"),
+        ("ci-deployer", "console_password", "console_password_on_nhi"),
+        ("legacy-etl", "cert_1", "unrotated_credential"),
+        ("svc-invoice-agent", "access_key_1", "unrotated_credential"),
+        ("svc-report-builder", "access_key_1", "unrotated_credential"),
+        ("svc-report-builder", "access_key_1", "unused_credential"),
+        ("svc-ticket-triage", "access_key_1", "unrotated_credential"),
+        ("svc-ticket-triage", "access_key_1", "unused_credential"),
+    ]
+    assert {f["kind"] for f in findings if f["subject_type"] == "inventory.agent"} == {"unowned_agent"}

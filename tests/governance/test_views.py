@@ -1,0 +1,347 @@
+"""Governance pages: dashboard, findings queue (inline actions over htmx), integration tokens,
+sign-in, error pages and the viewer's timezone."""
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from django.contrib.contenttypes.models import ContentType
+from django.test import Client
+from django.urls import reverse
+
+from governance.models import AuditEvent, Finding, IntegrationToken, Policy
+from governance.services import token_digest
+from inventory.models import Agent, Credential
+from tests.factories import T0, AgentFactory, CredentialFactory
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def people(owner, other_owner, admin_user, auditor):
+    return {"owner": owner, "other_owner": other_owner, "admin": admin_user, "auditor": auditor, "anonymous": None}
+
+
+@pytest.fixture
+def agent(owner):
+    return AgentFactory(owner=owner, name="Ticket triage", slug="ticket-triage")
+
+
+def client_as(user) -> Client:
+    client = Client()
+    if user is not None:
+        client.force_login(user)
+    return client
+
+
+def make_finding(agent, *, kind="unrotated_credential", severity="medium", status=Finding.Status.OPEN, **extra):
+    credential = CredentialFactory(agent=agent)
+    return Finding.objects.create(
+        kind=kind, severity=severity, status=status,
+        subject_type=ContentType.objects.get_for_model(Credential), subject_id=credential.pk,
+        subject_label=str(credential), agent_id=agent.pk, title="Access key past rotation",
+        framework_refs=["NHI7"], first_seen_at=T0, last_seen_at=T0, **extra,
+    )
+
+
+def verbs_of(obj) -> list[str]:
+    return list(
+        AuditEvent.objects.filter(object_type=obj._meta.label_lower, object_id=str(obj.pk))
+        .order_by("id").values_list("verb", flat=True)
+    )
+
+
+HTMX = {"HX-Request": "true"}
+
+
+# --- sign-in ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", ["dashboard", "finding-list", "token-list"])
+def test_anonymous_is_sent_to_login(name):
+    response = Client().get(reverse(name))
+    assert response.status_code == 302
+    assert response["Location"] == f"{reverse('login')}?next={reverse(name)}"
+
+
+def test_login_and_logout(owner):
+    client = Client()
+    page = client.get(reverse("login"))
+    assert page.status_code == 200 and b'name="password"' in page.content
+    response = client.post(reverse("login"), {"username": "olivia.owner", "password": "correct-horse-battery"})
+    assert response.status_code == 302 and response["Location"] == reverse("dashboard")
+    dashboard = client.get(reverse("dashboard"))
+    assert b"olivia.owner" in dashboard.content and b"Agent owner" in dashboard.content
+    assert client.get(reverse("logout")).status_code == 405  # signing out is a POST
+    assert client.post(reverse("logout")).status_code == 302
+    assert client.get(reverse("dashboard")).status_code == 302
+
+
+def test_a_wrong_password_says_so(owner):
+    response = Client().post(reverse("login"), {"username": "olivia.owner", "password": "nope"})
+    assert response.status_code == 200
+    assert b"Please enter a correct username and password" in response.content
+
+
+@pytest.mark.parametrize("role, links", [
+    ("admin", ["Dashboard", "Agents", "Findings", "Import", "Tokens", "Admin", "API docs"]),
+    ("owner", ["Dashboard", "Agents", "Findings", "Tokens", "API docs"]),
+    ("auditor", ["Dashboard", "Agents", "Findings", "Tokens", "API docs"]),
+])
+def test_navigation_by_role(people, role, links):
+    people["admin"].is_staff = True
+    people["admin"].save()
+    body = client_as(people[role]).get(reverse("dashboard")).content.decode()
+    nav = body.split('<nav aria-label="Main">')[1].split("</nav>")[0]
+    shown = [a.split(">", 1)[1].split("<")[0] for a in nav.split("<a ")[1:]]
+    assert shown == links
+
+
+# --- dashboard -------------------------------------------------------------------------------
+
+
+def test_dashboard_counts_what_the_viewer_may_see(owner, auditor, agent, frozen_now):
+    AgentFactory(owner=owner, state=Agent.State.SUSPENDED, risk_tier=Agent.RiskTier.HIGH)
+    AgentFactory(state=Agent.State.ACTIVE)  # someone else's
+    make_finding(agent, severity="high")
+    CredentialFactory(agent=agent, external_id="OLD-KEY", last_rotated_at=datetime(2026, 7, 1, tzinfo=UTC))
+
+    ctx = client_as(owner).get(reverse("dashboard")).context
+    assert ctx["agents_total"] == 2
+    assert dict((v, n) for v, _, n in ctx["by_state"]) == {
+        "proposed": 0, "active": 1, "suspended": 1, "decommissioned": 0}
+    assert dict((v, n) for v, _, n in ctx["by_tier"])["high"] == 1
+    assert dict((v, n) for v, _, n in ctx["by_severity"])["high"] == 1
+    assert [c.external_id for c in ctx["due_rows"]] == ["OLD-KEY"] and ctx["due_count"] == 1
+
+    assert client_as(auditor).get(reverse("dashboard")).context["agents_total"] == 3
+
+
+@pytest.mark.parametrize("rows", [1, 25])
+def test_dashboard_query_count_is_constant(admin_user, django_assert_max_num_queries, rows, frozen_now):
+    Policy.current()
+    for i in range(rows):
+        a = AgentFactory()
+        make_finding(a)
+        CredentialFactory(agent=a, last_rotated_at=datetime(2026, 1, 1, tzinfo=UTC), rotation_period_days=30 + i)
+    client = client_as(admin_user)
+    with django_assert_max_num_queries(10):
+        response = client.get(reverse("dashboard"))
+    assert response.context["due_count"] == rows
+
+
+# --- findings list ---------------------------------------------------------------------------
+
+
+def test_findings_default_to_unresolved_and_filter(admin_user, agent):
+    open_ = make_finding(agent, severity="high")
+    resolved = make_finding(agent, status=Finding.Status.RESOLVED)
+    client = client_as(admin_user)
+    listed = lambda **p: [f.pk for f in client.get(reverse("finding-list"), p).context["page"].object_list]  # noqa: E731
+    assert listed() == [open_.pk]
+    assert listed(status="resolved") == [resolved.pk]
+    assert listed(severity="medium") == []
+    assert listed(framework="NHI7") == [open_.pk]
+    assert listed(agent="ticket-triage", status="") == [open_.pk]
+
+
+def test_findings_list_shows_kind_severity_subject_agent_refs_and_times(admin_user, agent):
+    finding = make_finding(agent, severity="high")
+    body = client_as(admin_user).get(reverse("finding-list")).content.decode()
+    for text in ("Access key past rotation", "High", finding.subject_label, "Ticket triage", "NHI7",
+                 T0.isoformat()):
+        assert text in body, text
+
+
+def test_owners_see_only_findings_of_their_agents(owner, other_owner, agent):
+    mine = make_finding(agent)
+    make_finding(AgentFactory(owner=other_owner))
+    listed = client_as(owner).get(reverse("finding-list")).context["page"].object_list
+    assert [f.pk for f in listed] == [mine.pk]
+
+
+@pytest.mark.parametrize("params, message", [
+    ({"colour": "blue"}, "Unknown filter"),
+    ({"severity": "apocalyptic"}, "severity: Select a valid choice"),
+    ({"framework": "NHI99"}, "framework: Select a valid choice"),
+])
+def test_findings_list_rejects_unknown_filters(admin_user, agent, params, message):
+    make_finding(agent)
+    response = client_as(admin_user).get(reverse("finding-list"), params)
+    assert response.status_code == 400
+    assert message in response.content.decode()
+    assert "Access key past rotation" not in response.content.decode()
+
+
+def test_findings_list_htmx_gets_the_partial(admin_user, agent):
+    make_finding(agent)
+    response = client_as(admin_user).get(reverse("finding-list"), {"severity": "medium"}, headers=HTMX)
+    body = response.content.decode()
+    assert response.status_code == 200 and body.lstrip().startswith('<div id="results"')
+    assert "<html" not in body and "Access key past rotation" in body
+    assert response["HX-Push-Url"] == "/findings/?severity=medium"
+
+
+@pytest.mark.parametrize("rows", [2, 30])
+def test_findings_list_query_count_is_constant(owner, django_assert_max_num_queries, rows):
+    for _ in range(rows):
+        make_finding(AgentFactory(owner=owner))
+    client = client_as(owner)
+    with django_assert_max_num_queries(8):
+        response = client.get(reverse("finding-list"), {"page_size": "100"})
+    assert len(response.context["page"].object_list) == rows
+
+
+# --- acting on findings ----------------------------------------------------------------------
+
+ACK = ("acknowledge", {})
+RESOLVE = ("resolve", {"note": "Rotated the key."})
+ACCEPT = ("accept-risk", {"until": "2026-12-01T09:00", "note": "Vendor fix due."})
+
+
+@pytest.mark.parametrize("action, data, role, status", [
+    (*ACK, "owner", 200), (*ACK, "other_owner", 404), (*ACK, "admin", 200), (*ACK, "auditor", 403),
+    (*RESOLVE, "owner", 200), (*RESOLVE, "other_owner", 404), (*RESOLVE, "admin", 200), (*RESOLVE, "auditor", 403),
+    (*ACCEPT, "owner", 403), (*ACCEPT, "other_owner", 404), (*ACCEPT, "admin", 200), (*ACCEPT, "auditor", 403),
+])
+def test_finding_action_permission_matrix_over_htmx(people, agent, action, data, role, status, frozen_now):
+    finding = make_finding(agent)
+    response = client_as(people[role]).post(reverse("finding-act", args=[finding.pk, action]), data, headers=HTMX)
+    assert response.status_code == status
+    body = response.content.decode()
+    expected_verb = {"acknowledge": "finding.acknowledge", "resolve": "finding.resolve",
+                     "accept-risk": "finding.accept_risk"}[action]
+    if status == 200:
+        assert body.lstrip().startswith(f'<tr id="finding-{finding.pk}"')  # the row only
+        assert verbs_of(finding) == [expected_verb]
+        assert AuditEvent.objects.get(verb=expected_verb).actor_label == people[role].username
+    else:
+        assert verbs_of(finding) == []
+        finding.refresh_from_db()
+        assert finding.status == Finding.Status.OPEN
+    if status == 403:
+        assert body.lstrip().startswith(f'<tr id="finding-{finding.pk}"')
+        assert "Only IAM admins may accept a risk." in body or "You may work only the findings" in body
+
+
+def test_accepting_risk_reads_the_time_in_the_viewers_timezone(admin_user, agent, frozen_now):
+    finding = make_finding(agent)
+    client = client_as(admin_user)
+    client.cookies["tz"] = "Europe/Berlin"
+    client.post(reverse("finding-act", args=[finding.pk, "accept-risk"]), ACCEPT[1], headers=HTMX)
+    finding.refresh_from_db()
+    assert finding.status == Finding.Status.RISK_ACCEPTED
+    assert finding.risk_accepted_until == datetime(2026, 12, 1, 8, 0, tzinfo=UTC)
+
+
+@pytest.mark.parametrize("action, data, message, status", [
+    ("resolve", {"note": " "}, "Say what was done to resolve it.", 400),
+    ("accept-risk", {"until": "2025-01-01T00:00", "note": "x"}, "The acceptance must end in the future.", 400),
+    ("accept-risk", {"until": "", "note": "x"}, "Give the date and time the acceptance ends", 400),
+])
+def test_a_refused_finding_action_shows_the_services_message_in_the_row(admin_user, agent, action, data,
+                                                                        message, status, frozen_now):
+    finding = make_finding(agent)
+    response = client_as(admin_user).post(reverse("finding-act", args=[finding.pk, action]), data, headers=HTMX)
+    assert response.status_code == status
+    assert message in response.content.decode()
+    assert verbs_of(finding) == []
+
+
+def test_acknowledging_twice_is_a_409_with_the_reason(admin_user, agent):
+    finding = make_finding(agent, status=Finding.Status.ACKNOWLEDGED)
+    response = client_as(admin_user).post(reverse("finding-act", args=[finding.pk, "acknowledge"]), headers=HTMX)
+    assert response.status_code == 409
+    assert "Only an open finding can be acknowledged; this one is acknowledged." in response.content.decode()
+
+
+def test_without_htmx_an_action_redirects_and_a_refusal_is_the_error_page(owner, agent):
+    finding = make_finding(agent)
+    client = client_as(owner)
+    response = client.post(reverse("finding-act", args=[finding.pk, "acknowledge"]))
+    assert response.status_code == 302 and response["Location"] == reverse("finding-list")
+    refused = client.post(reverse("finding-act", args=[finding.pk, "acknowledge"]))
+    assert refused.status_code == 409
+    assert b"<html" in refused.content and b"Refused in the current state" in refused.content
+
+
+def test_anonymous_cannot_act_on_findings(agent):
+    finding = make_finding(agent)
+    response = Client().post(reverse("finding-act", args=[finding.pk, "resolve"]), RESOLVE[1])
+    assert response.status_code == 302
+    assert verbs_of(finding) == []
+
+
+# --- integration tokens ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("role", ["owner", "admin", "auditor"])
+def test_a_person_issues_a_token_for_themselves_and_sees_it_once(people, role, frozen_now):
+    client = client_as(people[role])
+    response = client.post(reverse("token-list"), {"name": "SIEM export", "scopes": ["audit:read"],
+                                                   "expires_on": "2027-01-01"})
+    assert response.status_code == 200
+    token = IntegrationToken.objects.get()
+    clear = response.context["issued"]["clear"]
+    assert token.user == people[role] and token.digest == token_digest(clear)
+    assert clear in response.content.decode() and response["Cache-Control"] == "no-store"
+    assert token.expires_at == datetime(2027, 1, 1, tzinfo=UTC)
+    assert verbs_of(token) == ["token.issue"]
+    again = client.get(reverse("token-list")).content.decode()
+    assert clear not in again and token.prefix in again
+
+
+def test_token_form_errors_come_from_the_service(owner, frozen_now):
+    response = client_as(owner).post(reverse("token-list"), {"name": "x", "scopes": [], "expires_on": "2030-01-01"})
+    assert response.status_code == 400
+    body = response.content.decode()
+    assert "Choose at least one scope." in body and "A token may live at most 365 days." in body
+    assert IntegrationToken.objects.count() == 0
+
+
+def _token_for(user):
+    return IntegrationToken.objects.create(
+        name="CI", user=user, prefix=f"wrt_{user.pk:08d}", digest=f"{user.pk:064d}", scopes=["inventory:read"],
+        created_at=T0, expires_at=T0 + timedelta(days=30),
+    )
+
+
+@pytest.mark.parametrize("role, status", [("owner", 302), ("other_owner", 404), ("admin", 302), ("auditor", 404)])
+def test_token_revoke_permission_matrix(people, role, status):
+    token = _token_for(people["owner"])
+    response = client_as(people[role]).post(reverse("token-revoke", args=[token.pk]))
+    assert response.status_code == status
+    token.refresh_from_db()
+    assert (token.revoked_at is not None) == (status == 302)
+    assert verbs_of(token) == (["token.revoke"] if status == 302 else [])
+
+
+def test_tokens_list_shows_only_ones_own_tokens(owner, other_owner):
+    _token_for(owner)
+    _token_for(other_owner)
+    tokens = client_as(owner).get(reverse("token-list")).context["tokens"]
+    assert [t.user for t in tokens] == [owner]
+
+
+# --- error pages and the viewer's timezone ----------------------------------------------------
+
+
+def test_an_unknown_page_is_a_plain_404(owner):
+    response = client_as(owner).get("/no-such-page/")
+    assert response.status_code == 404
+    assert b"Not found" in response.content and b"Resolver404" not in response.content
+
+
+def test_a_timezone_cookie_renders_utc_times_in_the_viewers_zone(owner, agent):
+    client = client_as(owner)
+    client.cookies["tz"] = "Europe/Berlin"
+    body = client.get(reverse("agent-detail", args=[agent.slug])).content.decode()
+    # T0 is 2026-11-15 06:00 UTC, which is 07:00 in Berlin (CET).
+    assert f'<time datetime="{T0.isoformat()}" title="Europe/Berlin">2026-11-15 07:00 CET</time>' in body
+    assert "Times are shown in Europe/Berlin." in body
+
+
+def test_without_a_cookie_times_are_utc_and_a_bad_cookie_is_ignored(owner, agent):
+    client = client_as(owner)
+    client.cookies["tz"] = "Mars/Olympus_Mons"
+    body = client.get(reverse("agent-detail", args=[agent.slug])).content.decode()
+    assert "2026-11-15 06:00 UTC" in body
