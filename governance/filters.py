@@ -5,6 +5,7 @@ import django_filters
 from governance.filtering import AwareIsoDateTimeFilter, StrictFilterSet, ordering_filter
 from governance.findings import FINDING_KIND_CHOICES
 from governance.models import AuditEvent, Finding
+from inventory.filters import agent_filter
 
 
 class FindingFilterSet(StrictFilterSet):
@@ -14,7 +15,7 @@ class FindingFilterSet(StrictFilterSet):
     kind = django_filters.MultipleChoiceFilter(choices=FINDING_KIND_CHOICES)
     severity = django_filters.MultipleChoiceFilter(choices=Finding.Severity.choices)
     status = django_filters.MultipleChoiceFilter(choices=Finding.Status.choices)
-    agent = django_filters.CharFilter(field_name="agent_slug")
+    agent = agent_filter(method="filter_agent")
     framework = django_filters.ChoiceFilter(
         choices=[(f"NHI{i}", f"OWASP NHI{i}") for i in range(1, 11)], method="filter_framework"
     )
@@ -23,6 +24,9 @@ class FindingFilterSet(StrictFilterSet):
     class Meta:
         model = Finding
         fields = ["kind", "severity", "status"]
+
+    def filter_agent(self, queryset, name, value):
+        return queryset.filter(agent_id=value.pk) if value else queryset
 
     def filter_framework(self, queryset, name, value):
         # JSON containment is not portable to SQLite; the list is short, so match the quoted id.

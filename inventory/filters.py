@@ -3,12 +3,26 @@
 import django_filters
 from django.contrib.auth import get_user_model
 from django.db.models import Q
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import extend_schema_field
 
 from governance.filtering import StrictFilterSet, ordering_filter
 
 from .models import Agent, Credential, ImportRun, Team, Tool, WorkloadIdentity
 
 User = get_user_model()
+
+
+@extend_schema_field(OpenApiTypes.STR)
+class AgentSlugFilter(django_filters.ModelChoiceFilter):
+    """An agent given by its slug (a string in the OpenAPI schema)."""
+
+
+def agent_filter(field_name: str = "agent", **kwargs) -> AgentSlugFilter:
+    """Filter by agent slug; a slug that names no agent is a 400, not an empty list."""
+    return AgentSlugFilter(
+        queryset=Agent.objects.all(), to_field_name="slug", field_name=field_name, **kwargs
+    )
 
 
 class AgentFilterSet(StrictFilterSet):
@@ -60,7 +74,7 @@ class TeamFilterSet(StrictFilterSet):
 
 
 class WorkloadIdentityFilterSet(StrictFilterSet):
-    agent = django_filters.CharFilter(field_name="agent__slug")
+    agent = agent_filter()
     type = django_filters.MultipleChoiceFilter(choices=WorkloadIdentity.Type.choices)
 
     class Meta:
@@ -71,7 +85,7 @@ class WorkloadIdentityFilterSet(StrictFilterSet):
 class CredentialFilterSet(StrictFilterSet):
     """``agent`` (slug), ``kind``, ``provider``, ``status``, ``rotated_before`` (ISO 8601, with offset)."""
 
-    agent = django_filters.CharFilter(field_name="agent__slug")
+    agent = agent_filter()
     kind = django_filters.MultipleChoiceFilter(choices=Credential.Kind.choices)
     provider = django_filters.CharFilter()
     status = django_filters.MultipleChoiceFilter(choices=Credential.Status.choices)
@@ -85,7 +99,7 @@ class CredentialFilterSet(StrictFilterSet):
 
 
 class ToolFilterSet(StrictFilterSet):
-    agent = django_filters.CharFilter(field_name="agent__slug")
+    agent = agent_filter()
     transport = django_filters.MultipleChoiceFilter(choices=Tool.Transport.choices)
     destination = django_filters.ChoiceFilter(choices=Tool.Destination.choices)
 
@@ -98,7 +112,7 @@ class ImportRunFilterSet(StrictFilterSet):
     """``source``, ``agent`` (slug)."""
 
     source = django_filters.MultipleChoiceFilter(choices=ImportRun.Source.choices)
-    agent = django_filters.CharFilter(field_name="agent__slug")
+    agent = agent_filter()
 
     class Meta:
         model = ImportRun

@@ -109,14 +109,15 @@ def credential_rotation_due_list(*, user, now, within_days: int = 14) -> QuerySe
 
 
 def import_run_list(*, user):
-    """Import runs, newest first (ties broken by id): IAM admins and auditors read all, others none."""
+    """Import runs, newest first (ties broken by id): IAM admins and auditors read all; an owner
+    reads the runs that imported into an agent they own or back up (MCP configurations)."""
     from governance.roles import can_read_all
 
     from .models import ImportRun
 
     qs = ImportRun.objects.select_related("agent")
     if not can_read_all(user):
-        qs = qs.none()
+        qs = qs.filter(agent__in=Agent.objects.filter(visible_agents_q(user)).values("pk"))
     return qs.order_by("-created_at", "-id")
 
 

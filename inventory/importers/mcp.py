@@ -44,6 +44,8 @@ from .base import decode_text, fail, fingerprint, locate_key, offset_of
 REDACTED = "REDACTED"
 FINDING_KIND = "literal_secret_in_config"
 INTERNAL_SUFFIXES = (".internal", ".local", ".corp", ".lan", ".localhost", ".home.arpa")
+# A host with one of these labels anywhere (payments.internal.example.com) is an internal name.
+INTERNAL_LABELS = frozenset({"internal", "intranet", "corp", "lan", "local", "localhost", "private"})
 TRANSPORTS = {
     "stdio": Tool.Transport.STDIO,
     "http": Tool.Transport.HTTP,
@@ -382,7 +384,8 @@ def _expand_host_url(url: str) -> str | None:
 
 
 def is_internal_host(host: str) -> bool:
-    """True for localhost, loopback/private/link-local addresses, single-label names and internal suffixes."""
+    """True for localhost, loopback/private/link-local addresses, single-label names, internal suffixes,
+    and names with an internal label (``db.internal.example.com``)."""
     host = host.lower().strip("[]").rstrip(".")
     if not host:
         return False
@@ -391,8 +394,8 @@ def is_internal_host(host: str) -> bool:
     try:
         ip = ipaddress.ip_address(host)
     except ValueError:
-        return "." not in host or host.endswith(INTERNAL_SUFFIXES) or host.lstrip(".") in {
-            s.lstrip(".") for s in INTERNAL_SUFFIXES}
+        labels = host.split(".")
+        return len(labels) == 1 or host.endswith(INTERNAL_SUFFIXES) or bool(INTERNAL_LABELS & set(labels[:-1]))
     return ip.is_private or ip.is_loopback or ip.is_link_local
 
 

@@ -133,7 +133,7 @@ def test_findings_filters(world):
 @pytest.mark.django_db
 @pytest.mark.parametrize("query", [
     "colour=blue", "kind=sunburn", "severity=extreme", "status=forgotten", "framework=NHI11",
-    "ordering=colour",
+    "ordering=colour", "agent=no-such-agent",
 ])
 def test_findings_unknown_filter_or_value_is_400(query, world):
     assert session_client(world["people"]["admin"]).get(f"{FINDINGS}?{query}").status_code == 400

@@ -380,6 +380,8 @@ def test_owner_lists_only_their_agents_and_their_objects(world):
     (CREDENTIALS, "ordering=colour"),
     (TOOLS, "colour=blue"), (TOOLS, "transport=pigeon"), (TOOLS, "destination=moon"),
     (IMPORTS, "colour=blue"), (IMPORTS, "source=excel"),
+    (IDENTITIES, "agent=no-such-agent"), (CREDENTIALS, "agent=no-such-agent"), (TOOLS, "agent=no-such-agent"),
+    (IMPORTS, "agent=no-such-agent"),
 ])
 def test_unknown_filter_or_value_is_400(url, query, world):
     response = session_client(world["people"]["admin"]).get(f"{url}?{query}")
@@ -511,6 +513,26 @@ def test_mcp_import_for_an_agent(world):
     assert response.status_code == 201, response.data
     assert response.data["agent"] == "own"
     assert Tool.objects.filter(agent=world["own"], name="fetch").exists()
+
+
+@pytest.mark.django_db
+def test_owner_imports_into_own_agent_and_sees_only_those_runs(world):
+    owner_client = session_client(world["people"]["owner"])
+    response = owner_client.post(IMPORTS, {"source": "mcp-config", "agent": "own", "file": mcp_upload()},
+                                 format="multipart")
+    assert response.status_code == 201, response.data
+    refused = owner_client.post(IMPORTS, {"source": "mcp-config", "agent": "others", "file": mcp_upload()},
+                                format="multipart")
+    assert refused.status_code == 403
+    admin_import = session_client(world["people"]["admin"]).post(
+        IMPORTS, {"source": "aws-credential-report", "file": aws_upload(), "observed_at": "2026-11-15T06:00:00Z"},
+        format="multipart",
+    )
+    assert admin_import.status_code == 201, admin_import.data
+    assert session_client(world["people"]["auditor"]).get(IMPORTS).data["count"] == 2
+    listed = owner_client.get(IMPORTS).data["results"]
+    assert [run["agent"] for run in listed] == ["own"]
+    assert session_client(world["people"]["other_owner"]).get(IMPORTS).data["results"] == []
 
 
 @pytest.mark.django_db

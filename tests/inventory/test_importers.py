@@ -518,6 +518,7 @@ def test_project_and_vscode_configs_add_no_findings(owner_actor, agent):
     payments = tools["payments-api"]
     assert payments.transport == "http"
     assert payments.url == "${PAYMENTS_MCP_URL:-https://payments.internal.example/mcp}"
+    assert payments.destination == "internal"  # its default URL is an internal host
     assert payments.env_keys == []
     kubectl = tools["kubectl"]
     assert kubectl.env_keys == ["KUBECONFIG"]
@@ -614,6 +615,9 @@ def test_literal_secrets_in_urls_headers_args_and_env_are_found_and_redacted(adm
     ("https://build.corp/mcp", "internal"),
     ("https://printer.lan/mcp", "internal"),
     ("https://nas.local/mcp", "internal"),
+    ("https://payments.internal.example/mcp", "internal"),
+    ("https://db.corp.example.com/mcp", "internal"),
+    ("https://internal-docs.example.com/mcp", "external"),
     ("https://${HOST:-wiki.corp}/mcp", "internal"),
     ("https://${HOST}/mcp", "external"),
     ("https://api.example.com/mcp", "external"),
