@@ -56,7 +56,7 @@ def load(agents: int, per_agent: int) -> None:
     batch = []
     n = 0
     for agent_id in ids:
-        for j in range(per_agent):
+        for _ in range(per_agent):
             n += 1
             stale = n % 3 == 0
             created = NOW - timedelta(days=400 if stale else 30)

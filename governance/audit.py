@@ -114,23 +114,25 @@ def _iso(value: datetime) -> str:
     return value.astimezone(UTC).isoformat(timespec="microseconds")
 
 
+_HASHED_FIELDS = (
+    "occurred_at", "actor_type", "actor_id", "actor_label", "verb", "object_type", "object_id", "object_label",
+    "before", "after", "request_id", "prev_hash",
+)  # fmt: skip
+
+
 def event_digest(event: AuditEvent) -> str:
     """SHA-256 hex digest of an event's canonical content chained to ``event.prev_hash``."""
-    content = {
-        "occurred_at": _iso(event.occurred_at),
-        "actor_type": event.actor_type,
-        "actor_id": event.actor_id,
-        "actor_label": event.actor_label,
-        "verb": event.verb,
-        "object_type": event.object_type,
-        "object_id": event.object_id,
-        "object_label": event.object_label,
-        "before": event.before,
-        "after": event.after,
-        "request_id": event.request_id,
-        "prev_hash": event.prev_hash,
-    }
-    canonical = json.dumps(content, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return _digest({name: getattr(event, name) for name in _HASHED_FIELDS})
+
+
+def _digest(content: dict) -> str:
+    """SHA-256 hex of the canonical JSON (sorted keys, no spaces, UTC microsecond timestamp) of ``content``."""
+    canonical = json.dumps(
+        {**content, "occurred_at": _iso(content["occurred_at"])},
+        sort_keys=True,
+        separators=(",", ":"),
+        ensure_ascii=False,
+    )
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
@@ -228,11 +230,26 @@ def audit_record_many(*, actor: Actor, events: Iterable[PendingEvent], at: datet
     request_id = request_id_var.get()
     chain = {"prev": _lock_chain_head()}
 
+    actor_label = actor.label[:200]
+
     def rows():
         for pending in events:
-            event = _build(actor, pending, occurred_at, request_id, chain["prev"])
-            chain["prev"] = event.hash
-            yield tuple(getattr(event, name) for name in _ROW_FIELDS)
+            content = {
+                "occurred_at": occurred_at,
+                "actor_type": actor.type,
+                "actor_id": actor.id,
+                "actor_label": actor_label,
+                "verb": pending.verb,
+                "object_type": pending.object_type,
+                "object_id": pending.object_id,
+                "object_label": pending.object_label[:300],
+                "before": to_json(pending.before),
+                "after": to_json(pending.after),
+                "request_id": request_id,
+                "prev_hash": chain["prev"],
+            }
+            content["hash"] = chain["prev"] = _digest(content)
+            yield tuple(content[name] for name in _ROW_FIELDS)
 
     return insert_rows(AuditEvent, _ROW_FIELDS, rows())
 
