@@ -19,7 +19,9 @@ class FindingFilterSet(StrictFilterSet):
     framework = django_filters.ChoiceFilter(
         choices=[(f"NHI{i}", f"OWASP NHI{i}") for i in range(1, 11)], method="filter_framework"
     )
-    ordering = ordering_filter({"last_seen": "last_seen_at", "first_seen": "first_seen_at", "severity": "severity"})
+    ordering = ordering_filter(
+        {"last_seen": "last_seen_at", "first_seen": "first_seen_at", "severity": "severity_rank"}
+    )
 
     class Meta:
         model = Finding

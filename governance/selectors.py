@@ -5,19 +5,25 @@ and credentials they are about.
 """
 
 from django.contrib.contenttypes.models import ContentType
-from django.db.models import Case, Count, OuterRef, QuerySet, Subquery, When
+from django.db.models import Case, Count, OuterRef, QuerySet, Subquery, Value, When
 
 from governance.models import AuditEvent, Finding, IntegrationToken
 from governance.roles import can_read_all, is_iam_admin
 from inventory.models import Agent, Credential
 from inventory.permissions import visible_agents_q
 
+SEVERITY_RANK = Case(
+    *(When(severity=value, then=Value(rank)) for rank, value in enumerate(Finding.Severity.values)),
+    default=Value(-1),
+)
+
 
 def finding_list(*, user) -> QuerySet[Finding]:
     """Findings visible to ``user`` (all for admins and auditors, their agents' for owners).
 
-    Annotated with ``agent_name``, ``agent_slug`` and ``credential_external_id`` (the latter
-    only when the subject is a credential); newest first, ties broken by id.
+    Most severe first, then most recently seen, ties broken by id. Annotated with
+    ``severity_rank`` (0 low … 3 critical), ``agent_name``, ``agent_slug`` and
+    ``credential_external_id`` (the latter only when the subject is a credential).
     """
     qs = Finding.objects.all()
     if not can_read_all(user):
@@ -34,7 +40,8 @@ def finding_list(*, user) -> QuerySet[Finding]:
                 When(subject_type=credential_ct, then=Subquery(credential.values("external_id")[:1])), default=None
             ),
         )
-        .order_by("-last_seen_at", "-id")
+        .annotate(severity_rank=SEVERITY_RANK)
+        .order_by("-severity_rank", "-last_seen_at", "-id")
     )
 
 

@@ -772,7 +772,7 @@ def _credential_condition(kind: str, c: Credential, policy: Policy, now: datetim
     else:
         detail = f"{agent} is a non-human identity but can sign in to a console with a password."
         evidence = {"kind": c.kind}
-    return Condition(subject=c, agent_id=agent.pk, detail=f"{c.agent.name}: {detail}", evidence=to_json(evidence))
+    return Condition(subject=c, agent_id=agent.pk, detail=detail, evidence=to_json(evidence))
 
 
 def credentials_flag_stale_now(*, actor: Actor) -> dict[str, dict[str, int]]:

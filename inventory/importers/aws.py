@@ -17,7 +17,7 @@ Column meanings follow the IAM User Guide, "Getting credential reports for your 
 - Usage is as of the report's ``GeneratedTime`` (or the ``observed_at`` given for a raw CSV).
   A credential is updated only from a report at least as new as the one it was last seen
   in; a changed last-rotated time is recorded as a rotation; a credential that has gone from a
-  newer report (its key deleted) is marked revoked.
+  newer report (its key deleted, or its whole IAM user deleted) is marked revoked.
 """
 
 from __future__ import annotations
@@ -515,6 +515,29 @@ def apply(report: CredentialReport, *, actor: Actor, now: datetime) -> dict[str,
             events.append(_event("credential.revoke", current, before=before,
                                  after={**snapshot(current, ("status", "observed_at")),
                                         "reason": "No longer in the AWS credential report."}))
+    # A credential report lists every IAM user of its account: a user it no longer lists, in a
+    # report at least as new as what Warrant holds, was deleted at AWS with all its credentials.
+    accounts = {_account_of(arn) for arn in arns} - {""}
+    reported = set(arns)
+    for account in sorted(accounts):
+        gone = (
+            Credential.objects.select_for_update()
+            .filter(provider=PROVIDER, external_id__startswith=f"arn:aws:iam::{account}:",
+                    observed_at__lte=report.observed_at)
+            .exclude(status=Credential.Status.REVOKED)
+            .order_by("id")
+        )
+        for current in gone:
+            if current.external_id.split("#", 1)[0] in reported:
+                continue
+            before = snapshot(current, ("status", "observed_at"))
+            current.status = Credential.Status.REVOKED
+            current.status_changed_at = now
+            current.observed_at = report.observed_at
+            revoked.append(current)
+            events.append(_event("credential.revoke", current, before=before,
+                                 after={**snapshot(current, ("status", "observed_at")),
+                                        "reason": "Its IAM user is no longer in the AWS credential report."}))
     created_credentials = Credential.objects.bulk_create(to_create)
     events.extend(_event("credential.record", c, after=snapshot(c, CREDENTIAL_SNAPSHOT)) for c in created_credentials)
     if to_update:
@@ -545,6 +568,12 @@ def apply(report: CredentialReport, *, actor: Actor, now: datetime) -> dict[str,
         )
         counts["unowned_findings_opened"] += int(opened)
     return counts
+
+
+def _account_of(arn: str) -> str:
+    """The AWS account id of an IAM ARN (``arn:aws:iam::123456789012:user/x`` → ``123456789012``), or ""."""
+    parts = arn.split(":")
+    return parts[4] if len(parts) > 5 and parts[2] == "iam" else ""
 
 
 def _match_agents(users: tuple[ReportUser, ...], arns: list[str]) -> dict[str, Agent]:

@@ -309,6 +309,29 @@ def test_newer_report_updates_rotates_and_revokes_and_older_never_goes_back(admi
     assert inventory_state()[:3] == state[:3]
 
 
+def test_user_deleted_at_aws_has_its_credentials_revoked_by_a_newer_report(admin_actor, frozen_now):
+    aws_import(admin_actor)
+    credentials_flag_stale_due(now=T0)
+    ci_keys = Credential.objects.filter(external_id__startswith=f"{ACCOUNT}/ci/ci-deployer#")
+    assert ci_keys.filter(status=Credential.Status.ACTIVE).count() == 3
+    without_ci = b"\n".join(line for line in REPORT_CSV.splitlines() if not line.startswith(b"ci-deployer,")) + b"\n"
+    frozen_now.move_to(T0 + timedelta(days=1))
+    run = aws_import(admin_actor, json_report(without_ci, generated="2026-11-16T06:00:00+00:00"))
+
+    assert run.summary["credentials_revoked"] == 3
+    assert set(ci_keys.values_list("status", flat=True)) == {Credential.Status.REVOKED}
+    assert not open_findings().filter(subject_id__in=ci_keys.values("pk"), kind__in=[
+        "unrotated_credential", "console_password_on_nhi"]).exists()
+    reasons = AuditEvent.objects.filter(verb="credential.revoke").values_list("after__reason", flat=True)
+    assert set(reasons) == {"Its IAM user is no longer in the AWS credential report."}
+    # A report of another account says nothing about this one's users.
+    other = edit_csv("svc-invoice-agent", REPORT_CSV, arn="arn:aws:iam::999999999999:user/agents/svc-invoice-agent")
+    other = b"\n".join(line for line in other.splitlines() if line.startswith((b"user,", b"svc-invoice-agent,")))
+    frozen_now.move_to(T0 + timedelta(days=2))
+    assert aws_import(admin_actor, json_report(other + b"\n", generated="2026-11-17T06:00:00+00:00")).summary[
+        "credentials_revoked"] == 0
+
+
 def test_existing_agent_keeps_its_owner_and_state(admin_actor, owner):
     arn = f"{ACCOUNT}/agents/svc-ticket-triage"
     agent = AgentFactory(slug="ticket-triage", name="Ticket triage", owner=owner, state=Agent.State.ACTIVE)

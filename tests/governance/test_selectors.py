@@ -1,0 +1,35 @@
+from datetime import timedelta
+
+import pytest
+
+from governance.findings import Condition, findings_sync
+from governance.selectors import finding_list
+from inventory.models import Credential
+from tests.factories import T0, CredentialFactory
+
+
+@pytest.mark.django_db
+def test_findings_queue_puts_the_most_severe_first_then_the_most_recent(admin_user, system_actor):
+    low, medium, critical = (CredentialFactory() for _ in range(3))
+    findings_sync(actor=system_actor, kind="expiring_credential", subject_model=Credential, now=T0,
+                  conditions=[Condition(low, low.agent_id)])
+    findings_sync(actor=system_actor, kind="credential_on_decommissioned_agent", subject_model=Credential,
+                  now=T0 - timedelta(days=1), conditions=[Condition(critical, critical.agent_id)])
+    findings_sync(actor=system_actor, kind="unused_credential", subject_model=Credential, now=T0,
+                  conditions=[Condition(medium, medium.agent_id)])
+
+    ordered = [(f.severity, f.subject_id) for f in finding_list(user=admin_user)]
+
+    assert ordered == [("critical", critical.pk), ("medium", medium.pk), ("low", low.pk)]
+
+
+@pytest.mark.django_db
+def test_findings_show_agent_name_and_credential_external_id(admin_user, system_actor):
+    credential = CredentialFactory(external_id="arn:aws:iam::1:user/x#access_key_1")
+    findings_sync(actor=system_actor, kind="unused_credential", subject_model=Credential, now=T0,
+                  conditions=[Condition(credential, credential.agent_id)])
+
+    finding = finding_list(user=admin_user).get()
+
+    assert finding.agent_name == credential.agent.name
+    assert finding.credential_external_id == "arn:aws:iam::1:user/x#access_key_1"
