@@ -47,7 +47,8 @@ class TeamAdmin(ServiceAdmin):
     list_display = ("name", "slug", "agent_count")
     search_fields = ("name", "slug", "description")
     fields = ("name", "slug", "description", "members")
-    readonly_fields = ("members",)
+    filter_horizontal = ("members",)
+    readonly_fields = ()
     prepopulated_fields = {"slug": ("name",)}
 
     def get_queryset(self, request):
@@ -78,6 +79,8 @@ class TeamAdmin(ServiceAdmin):
         changes = _changes(form, ("name", "slug", "description"))
         if changes:
             services.team_update(actor=actor, team=obj, **changes)
+        if "members" in form.changed_data:
+            services.team_members_set(actor=actor, team=obj, members=form.cleaned_data["members"])
 
 
 

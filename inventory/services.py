@@ -148,6 +148,31 @@ def team_update(*, actor: Actor, team: Team, **changes) -> Team:
     return team
 
 
+def team_members_set(*, actor: Actor, team: Team, members) -> Team:
+    """Make ``members`` (an iterable of users) exactly the team's members (IAM admins).
+
+    Team members share the orphans queue of the team's agents. Inactive people cannot be
+    added. Audited with the usernames before and after; no change, no event. Raises
+    PermissionDenied, ValidationError.
+    """
+    _require_admin(actor, "change team membership")
+    members = list(members)
+    inactive = sorted(m.get_username() for m in members if not m.is_active)
+    if inactive:
+        raise ValidationError({"members": f"Not active: {', '.join(inactive)}."})
+    with transaction.atomic():
+        team = Team.objects.select_for_update().get(pk=team.pk)
+        before = sorted(team.members.values_list("username", flat=True))
+        after = sorted({m.get_username() for m in members})
+        if before == after:
+            return team
+        team.members.set(members)
+        audit_record(
+            actor=actor, verb="team.set_members", obj=team, before={"members": before}, after={"members": after}
+        )
+    return team
+
+
 # --- agents --------------------------------------------------------------------------------
 
 

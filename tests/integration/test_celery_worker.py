@@ -3,7 +3,8 @@
 The worker is started as ``celery -A governance worker --pool=solo`` with ``DATABASE_URL``
 pointing at the test database, so it sees the rows this test commits (``transactional_db``)
 and this test sees the findings it writes. Redis defaults to ``redis://127.0.0.1:6379/14``
-(``WARRANT_TEST_REDIS_URL`` overrides it); each run listens on a queue of its own.
+(``WARRANT_TEST_REDIS_URL`` overrides it,
+and so does a Redis ``CELERY_BROKER_URL``); each run listens on a queue of its own.
 """
 
 import os
@@ -27,7 +28,12 @@ from tests.factories import CredentialFactory
 
 pytestmark = [pytest.mark.celery_worker, pytest.mark.django_db(transaction=True)]
 
-REDIS_URL = os.environ.get("WARRANT_TEST_REDIS_URL", "redis://127.0.0.1:6379/14")
+# Celery prefers the CELERY_BROKER_URL environment variable over a client's ``broker=`` argument,
+# so when it names a Redis server, worker and client both use it.
+_BROKER_ENV = os.environ.get("CELERY_BROKER_URL", "")
+REDIS_URL = os.environ.get("WARRANT_TEST_REDIS_URL") or (
+    _BROKER_ENV if _BROKER_ENV.startswith("redis") else "redis://127.0.0.1:6379/14"
+)
 TASK = "inventory.tasks.flag_stale_credentials"
 TIMEOUT_SECONDS = 60
 POLL_SECONDS = 0.2

@@ -139,6 +139,17 @@ def test_team_create_and_rename(admin_client):
 
 
 @pytest.mark.django_db
+def test_team_members_change_through_the_service(admin_client):
+    team = Team.objects.create(name="Platform", slug="platform")
+    member = OwnerFactory(username="nora")
+    response = admin_client.post(reverse("admin:inventory_team_change", args=[team.pk]),
+                                 {"name": "Platform", "slug": "platform", "description": "", "members": [member.pk]})
+    assert response.status_code == 302
+    assert list(team.members.all()) == [member]
+    assert _verbs(team) == ["team.set_members"]
+
+
+@pytest.mark.django_db
 def test_workload_identity_add_and_remove(admin_client):
     agent, other = AgentFactory(), AgentFactory()
     data = {"agent": agent.pk, "type": "spiffe", "issuer": "", "identifier": "spiffe://example.org/a"}

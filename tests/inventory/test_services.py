@@ -20,6 +20,7 @@ from tests.factories import (
     AuditorFactory,
     CredentialFactory,
     OwnerFactory,
+    TeamFactory,
     ToolFactory,
     UserFactory,
     WorkloadIdentityFactory,
@@ -442,6 +443,22 @@ def test_teams_are_created_by_iam_admins(actors, trail):
     services.team_update(actor=actors["admin"], team=team, description="Billing.")
     assert trail.one("team.update").after == {"description": "Billing."}
     refuses(ValidationError, services.team_update, field="members", actor=actors["admin"], team=team, members=[])
+
+
+def test_team_members_are_set_by_iam_admins(actors, trail, owner, other_owner, backup):
+    team = TeamFactory()
+    services.team_members_set(actor=actors["admin"], team=team, members=[owner, other_owner])
+    assert set(team.members.all()) == {owner, other_owner}
+    event = trail.one("team.set_members", actor=actors["admin"], obj=team)
+    assert (event.before, event.after) == ({"members": []}, {"members": sorted([owner.username, other_owner.username])})
+    services.team_members_set(actor=actors["admin"], team=team, members=[other_owner, owner])  # no change, no event
+    assert trail.verbs().count("team.set_members") == 1
+    refuses(PermissionDenied, services.team_members_set, actor=actors["owner"], team=team, members=[])
+    backup.is_active = False
+    backup.save()
+    refuses(ValidationError, services.team_members_set, field="members", actor=actors["admin"], team=team,
+            members=[backup])
+    assert set(team.members.all()) == {owner, other_owner}
 
 
 # --- workload identities (NHI9) ------------------------------------------------------------
