@@ -5,11 +5,12 @@ and credentials they are about.
 """
 
 from django.contrib.contenttypes.models import ContentType
-from django.db.models import Case, Count, OuterRef, QuerySet, Subquery, Value, When
+from django.db.models import Case, CharField, Count, OuterRef, Q, QuerySet, Subquery, Value, When
+from django.db.models.functions import Cast
 
 from governance.models import AuditEvent, Finding, IntegrationToken
 from governance.roles import can_read_all, is_iam_admin
-from inventory.models import Agent, Credential
+from inventory.models import Agent, Credential, Tool, WorkloadIdentity
 from inventory.permissions import visible_agents_q
 
 SEVERITY_RANK = Case(
@@ -60,6 +61,27 @@ def audit_event_list(*, user) -> QuerySet[AuditEvent]:
         agent_ids = [str(pk) for pk in Agent.objects.filter(visible_agents_q(user)).values_list("pk", flat=True)]
         qs = qs.filter(object_type="inventory.agent", object_id__in=agent_ids)
     return qs.order_by("-id")
+
+
+def audit_events_for_agent(*, agent: Agent) -> QuerySet[AuditEvent]:
+    """The audit trail of an agent and of what hangs off it — its credentials, workload
+    identities, tools and findings — newest first. (A removed identity or tool keeps its own
+    events, which name it, but they no longer appear here.)"""
+
+    def ids(qs):
+        return qs.annotate(key=Cast("pk", CharField())).values("key")
+
+    q = (
+        Q(object_type="inventory.agent", object_id=str(agent.pk))
+        | Q(object_type="inventory.credential", object_id__in=ids(Credential.objects.filter(agent_id=agent.pk)))
+        | Q(
+            object_type="inventory.workloadidentity",
+            object_id__in=ids(WorkloadIdentity.objects.filter(agent_id=agent.pk)),
+        )
+        | Q(object_type="inventory.tool", object_id__in=ids(Tool.objects.filter(agent_id=agent.pk)))
+        | Q(object_type="governance.finding", object_id__in=ids(Finding.objects.filter(agent_id=agent.pk)))
+    )
+    return AuditEvent.objects.filter(q).order_by("-id")
 
 
 def audit_events_for(*, obj) -> QuerySet[AuditEvent]:

@@ -9,6 +9,7 @@ Views only parse, authorise and call: reads through ``governance.selectors`` /
 from __future__ import annotations
 
 from datetime import timedelta
+from urllib.parse import urlencode
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
@@ -43,6 +44,8 @@ from inventory.views import (
 DASHBOARD_DUE_ROWS = 8
 ROTATION_DUE_WITHIN_DAYS = 14
 SEVERITY_ORDER = [Finding.Severity.CRITICAL, Finding.Severity.HIGH, Finding.Severity.MEDIUM, Finding.Severity.LOW]
+#: The statuses the dashboard's "open findings" counts (``selectors.finding_severity_counts``), as a query.
+OPEN_FINDINGS_QUERY = urlencode([("status", Finding.Status.OPEN), ("status", Finding.Status.ACKNOWLEDGED)])
 
 
 @login_required
@@ -69,6 +72,7 @@ def dashboard(request: HttpRequest) -> HttpResponse:
         "due_count": due.count(),
         "due_rows": list(due[:DASHBOARD_DUE_ROWS]),
         "due_within_days": ROTATION_DUE_WITHIN_DAYS,
+        "open_findings_query": OPEN_FINDINGS_QUERY,
     }
     return render(request, "governance/dashboard.html", context)
 
@@ -123,9 +127,18 @@ def finding_list(request: HttpRequest) -> HttpResponse:
         "statuses": Finding.Status.choices,
         "frameworks": [f"NHI{i}" for i in range(1, 11)],
         "selected": {key: params.getlist(key) for key in ("kind", "severity", "status", "framework")},
+        "any_status_query": _without(params, "status", "page"),
         "default_until": _default_until(),
     }
     return list_response(request, "governance/finding_list.html", context, status=400 if errors else 200)
+
+
+def _without(params, *keys: str) -> str:
+    """``params`` as a query string without ``keys``."""
+    q = params.copy()
+    for key in keys:
+        q.pop(key, None)
+    return q.urlencode()
 
 
 def _default_until() -> str:

@@ -205,7 +205,10 @@ class CredentialRotateForm(forms.Form):
 class CredentialRevokeForm(forms.Form):
     """Why a credential was revoked at its provider (kept in the audit trail)."""
 
-    reason = forms.CharField(widget=forms.Textarea(attrs={"rows": 2}), required=False, max_length=2000)
+    reason = forms.CharField(
+        widget=forms.Textarea(attrs={"rows": 2}), max_length=2000,
+        error_messages={"required": "Give a reason; it is kept in the audit trail."},
+    )
 
 
 class WorkloadIdentityForm(forms.Form):
@@ -239,7 +242,8 @@ class ToolAddForm(ToolAccessForm):
     name = forms.CharField(max_length=100)
     transport = forms.ChoiceField(choices=Tool.Transport.choices)
     endpoint = forms.CharField(
-        max_length=1000, required=False, label="Command or URL",
+        max_length=1000, label="Command or URL",
+        error_messages={"required": "Give the command line that starts it (stdio) or its URL."},
         help_text="stdio: the command line that starts it. Otherwise: its URL.",
     )
     #: Where a service's field errors belong on this form.
@@ -253,15 +257,14 @@ class ToolAddForm(ToolAccessForm):
 
     def clean(self):
         data = super().clean()
-        endpoint = data.get("endpoint", "").strip()
+        endpoint = data.get("endpoint", "")
         data["command"], data["args"], data["url"] = "", [], ""
         if data.get("transport") == Tool.Transport.STDIO:
             try:
                 words = shlex.split(endpoint)
             except ValueError as exc:
                 raise forms.ValidationError({"endpoint": f"The command line cannot be read: {exc}."}) from None
-            if words:
-                data["command"], data["args"] = words[0], words[1:]
+            data["command"], data["args"] = (words[0], words[1:]) if words else ("", [])
         else:
             data["url"] = endpoint
         return data

@@ -561,6 +561,8 @@ def credential_rotate(
         _require_can_change(actor, credential.agent)
         if credential.status == Credential.Status.REVOKED:
             raise Conflict("A revoked credential cannot be rotated; record a new one.")
+        if credential.agent.state == Agent.State.DECOMMISSIONED:
+            raise Conflict("The agent is decommissioned: revoke this credential instead of rotating it.")
         if rotated_at > now:
             raise ValidationError({"rotated_at": "A rotation cannot be in the future."})
         if rotated_at < credential.created_at:
@@ -672,6 +674,8 @@ def tool_update(*, actor: Actor, tool: Tool, **changes) -> Tool:
     with transaction.atomic():
         tool = Tool.objects.select_for_update().select_related("agent").get(pk=tool.pk)
         _require_can_change(actor, tool.agent)
+        if tool.agent.state == Agent.State.DECOMMISSIONED:
+            raise Conflict("A decommissioned agent's tools cannot be changed.")
         before = snapshot(tool, changes)
         for k, v in changes.items():
             setattr(tool, k, v)

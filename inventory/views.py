@@ -26,13 +26,25 @@ from governance.errors import Conflict
 from governance.findings import KINDS
 from governance.models import Finding, Policy
 from governance.roles import is_iam_admin
-from governance.selectors import audit_events_for, finding_list
+from governance.selectors import audit_events_for_agent, finding_list
 
 from . import selectors, services
 from .filters import AgentFilterSet
-from .forms import AgentRegisterForm, AssignOwnerForm, ImportForm, ReasonForm
+from .forms import (
+    AgentRegisterForm,
+    AgentUpdateForm,
+    AssignOwnerForm,
+    CredentialRecordForm,
+    CredentialRevokeForm,
+    CredentialRotateForm,
+    ImportForm,
+    ReasonForm,
+    ToolAccessForm,
+    ToolAddForm,
+    WorkloadIdentityForm,
+)
 from .importers import run_import
-from .models import Agent
+from .models import Agent, Credential
 from .permissions import allowed_transitions, can_change_agent, can_register_agent
 
 PAGE_SIZE = 25
@@ -104,10 +116,14 @@ def list_response(request: HttpRequest, template: str, context: dict, *, status:
     return response
 
 
-def apply_service_errors(form, exc: ValidationError) -> None:
-    """Attach a service's field-keyed ``ValidationError`` to ``form`` (unknown keys as form-wide errors)."""
+def apply_service_errors(form, exc: ValidationError, renames: dict[str, str] | None = None) -> None:
+    """Attach a service's field-keyed ``ValidationError`` to ``form`` (unknown keys as form-wide errors).
+
+    ``renames`` maps a service's field name to the form field that carries it.
+    """
     items = exc.message_dict.items() if hasattr(exc, "error_dict") else [(None, exc.messages)]
     for field, msgs in items:
+        field = (renames or {}).get(field, field)
         form.add_error(field if field in form.fields else None, msgs)
 
 
@@ -176,8 +192,19 @@ def _may_assign_owner(user, agent: Agent) -> bool:
     return is_iam_admin(user) or (agent.owner_id is not None and can_change_agent(user, agent))
 
 
-def _detail_context(request: HttpRequest, agent: Agent, *, transition_errors=None, owner_form=None) -> dict:
+def _detail_context(
+    request: HttpRequest, agent: Agent, *, transition_errors=None, owner_form=None, bound=None,
+    refused: dict | None = None, notice: dict | None = None,
+) -> dict:
+    """Everything the agent page shows, in a constant number of queries.
+
+    ``bound`` holds forms that failed, by key (``"agent"``, ``"credential"``, ``"identity"``,
+    ``"tool"``, ``("rotate", pk)``, ``("revoke", pk)``, ``("tool", pk)``) so that they are shown
+    again, open, with their errors. ``refused`` / ``notice`` are ``{"section": …, "message": …}``:
+    a refusal (403/409) or a success message shown at the top of that section.
+    """
     user = request.user
+    bound = bound or {}
     actions = [
         {"name": name, "label": TRANSITIONS[name][1], "help": TRANSITIONS[name][2],
          "errors": (transition_errors or {}).get(name, [])}
@@ -190,25 +217,57 @@ def _detail_context(request: HttpRequest, agent: Agent, *, transition_errors=Non
             initial={"owner": agent.owner.username if agent.owner_id else None,
                      "backup_owner": agent.backup_owner.username if agent.backup_owner_id else None},
         )
+    manage = _manage_rights(user, agent)
     findings = finding_list(user=user).filter(agent_id=agent.pk, status__in=Finding.UNRESOLVED)
     credentials = list(selectors.credential_list(user=user).filter(agent=agent))
     policy = Policy.current()
     now = timezone.now()
+    default_rotated_at = timezone.localtime(now).replace(second=0, microsecond=0)
     for c in credentials:
         c.age_days = (now - c.rotated_or_created_at).days
         c.period_days = c.rotation_period_days or policy.rotation_period_days
         c.overdue = c.status == c.Status.ACTIVE and c.age_days > c.period_days
+        live = c.status != Credential.Status.REVOKED
+        c.rotate_form = None
+        c.revoke_form = None
+        if manage["rotate"] and live:
+            c.rotate_form = bound.get(("rotate", c.pk)) or CredentialRotateForm(
+                auto_id=f"rot{c.pk}_%s", initial={"rotated_at": default_rotated_at}
+            )
+        if manage["revoke"] and live:
+            c.revoke_form = bound.get(("revoke", c.pk)) or CredentialRevokeForm(auto_id=f"rev{c.pk}_%s")
+    tools = list(selectors.tool_list(user=user).filter(agent=agent))
+    for t in tools:
+        t.access_form = None
+        if manage["change"]:
+            t.access_form = bound.get(("tool", t.pk)) or ToolAccessForm(
+                auto_id=f"tool{t.pk}_%s",
+                initial={"access_levels": t.access_levels, "data_classes": t.data_classes,
+                         "destination": t.destination},
+            )
+    forms = {}
+    if manage["change"]:
+        forms = {
+            "agent": bound.get("agent") or AgentUpdateForm(user=user, agent=agent),
+            "credential": bound.get("credential") or CredentialRecordForm(),
+            "identity": bound.get("identity") or WorkloadIdentityForm(),
+            "tool": bound.get("tool") or ToolAddForm(),
+        }
     return {
         "section": "agents",
         "agent": agent,
         "actions": actions,
         "owner_form": owner_form if may_assign else None,
+        "manage": manage,
+        "forms": forms,
+        "refused": refused or {},
+        "notice": notice or {},
         "identities": selectors.workload_identity_list(user=user).filter(agent=agent),
         "credentials": credentials,
-        "tools": selectors.tool_list(user=user).filter(agent=agent),
+        "tools": tools,
         "findings": findings,
         "finding_kinds": KINDS,
-        "audit_events": audit_events_for(obj=agent)[:50],
+        "audit_events": audit_events_for_agent(agent=agent)[:50],
         "now": now,
     }
 
@@ -299,6 +358,222 @@ def agent_create(request: HttpRequest) -> HttpResponse:
                 return redirect("agent-detail", slug=agent.slug)
         status = 400
     return render(request, "inventory/agent_form.html", {"section": "agents", "form": form}, status=status)
+
+
+# --- managing an agent: its description, credentials, workload identities and tools ---------
+
+CHANGE_REFUSED = "You may change only agents you own or back up."
+
+
+def _manage_rights(user, agent: Agent) -> dict[str, bool]:
+    """Which management controls the agent page offers ``user``: only what the services allow.
+
+    ``change`` (describe the agent; record credentials; bind identities; add, edit, remove tools)
+    needs a live or proposed agent; on a decommissioned agent what remains is the remedy:
+    ``revoke`` a credential still active and ``unbind`` an identity so another agent may use it.
+    """
+    allowed = can_change_agent(user, agent)
+    live = allowed and agent.state != Agent.State.DECOMMISSIONED
+    return {"any": allowed, "change": live, "rotate": live, "revoke": allowed, "unbind": allowed}
+
+
+# Sections of the agent page an action answers with (a partial of ``agent_detail.html``).
+SECTION_PARTIALS = {
+    "profile": "profile-swap",  # the description, with the page head out of band
+    "credentials": "credentials-swap",  # the credentials, with the findings out of band
+    "identities": "identities",
+    "tools": "tools",
+}
+
+
+def _manage(
+    request: HttpRequest, slug: str, *, section: str, call, form=None, key=None, done: str,
+    renames: dict[str, str] | None = None,
+) -> HttpResponse:
+    """Authorise, parse ``form``, run ``call(cleaned_data)`` (one service call) and answer.
+
+    htmx gets the updated section (with the service's field errors, or its 403/409 message in
+    place, and the matching status); a plain form post is redirected to the agent's page, or
+    shown the page again with the errors (400), or the refusal page (403/409).
+    """
+    agent = _agent_or_404(request.user, slug)
+    status, refused = 200, None
+    try:
+        if not can_change_agent(request.user, agent):
+            raise PermissionDenied(CHANGE_REFUSED)
+        if form is None or form.is_valid():
+            outcome = call(agent, form.cleaned_data if form is not None else {})
+            if outcome is not None:
+                done = outcome
+        else:
+            status = 400
+    except ValidationError as exc:
+        status = 400
+        if form is not None:
+            apply_service_errors(form, exc, renames)
+        else:
+            status, refused = 400, " ".join(exc.messages)
+    except (PermissionDenied, Conflict) as exc:
+        status = 403 if isinstance(exc, PermissionDenied) else 409
+        refused = str(exc)
+    partial = wants_partial(request)
+    if status == 200 and not partial:
+        messages.success(request, done)
+        return redirect(f"{reverse('agent-detail', args=[slug])}#{section}")
+    if refused and not partial:
+        return render(request, f"{status}.html", {"exception": refused}, status=status)
+    agent = _agent_or_404(request.user, slug)
+    context = _detail_context(
+        request, agent,
+        bound={key: form} if status == 400 and form is not None else None,
+        refused={"section": section, "message": refused} if refused else None,
+        notice={"section": section, "message": done} if status == 200 else None,
+    )
+    template = "inventory/agent_detail.html"
+    response = render(request, f"{template}#{SECTION_PARTIALS[section]}" if partial else template, context,
+                      status=status)
+    patch_vary_headers(response, ("HX-Request",))
+    return response
+
+
+def _item_or_404(queryset, pk: int, agent: Agent, what: str):
+    try:
+        return queryset.get(pk=pk, agent=agent)
+    except queryset.model.DoesNotExist:
+        raise Http404(f"No {what} with this number on this agent.") from None
+
+
+@login_required
+@require_POST
+def agent_update(request: HttpRequest, slug: str) -> HttpResponse:
+    """Change the agent's name, purpose, kind, platform, environment, team, autonomy or data classes."""
+    agent = _agent_or_404(request.user, slug)
+    form = AgentUpdateForm(request.POST, user=request.user, agent=agent)
+
+    def call(agent, data):
+        changes = form.changes()
+        if not changes:
+            return "Nothing was changed: the values are the same as before."
+        services.agent_update(actor=Actor.person(request.user), agent=agent, **changes)
+        return None
+
+    return _manage(request, slug, section="profile", form=form, key="agent", call=call,
+                   done=f"{agent.name}: description updated.")
+
+
+@login_required
+@require_POST
+def credential_record(request: HttpRequest, slug: str) -> HttpResponse:
+    """Record a credential the agent holds (kind, provider, external id, optional fingerprint, dates)."""
+    form = CredentialRecordForm(request.POST)
+
+    def call(agent, data):
+        services.credential_record(actor=Actor.person(request.user), agent=agent, **data)
+
+    return _manage(request, slug, section="credentials", form=form, key="credential", call=call,
+                   done="Credential recorded.")
+
+
+@login_required
+@require_POST
+def credential_rotate(request: HttpRequest, slug: str, pk: int) -> HttpResponse:
+    """Record that a credential was rotated (default now); resolves its rotation and expiry findings."""
+    form = CredentialRotateForm(request.POST, auto_id=f"rot{pk}_%s")
+
+    def call(agent, data):
+        credential = _item_or_404(selectors.credential_list(user=request.user), pk, agent, "credential")
+        services.credential_rotate(
+            actor=Actor.person(request.user), credential=credential, rotated_at=data["rotated_at"],
+            fingerprint=data["fingerprint"], expires_at=data["expires_at"],
+        )
+        return f"{credential}: rotation recorded."
+
+    return _manage(request, slug, section="credentials", form=form, key=("rotate", pk), call=call, done="")
+
+
+@login_required
+@require_POST
+def credential_revoke(request: HttpRequest, slug: str, pk: int) -> HttpResponse:
+    """Mark a credential revoked at its provider, with a reason; resolves every finding on it."""
+    form = CredentialRevokeForm(request.POST, auto_id=f"rev{pk}_%s")
+
+    def call(agent, data):
+        credential = _item_or_404(selectors.credential_list(user=request.user), pk, agent, "credential")
+        services.credential_revoke(actor=Actor.person(request.user), credential=credential, reason=data["reason"])
+        return f"{credential}: revoked."
+
+    return _manage(request, slug, section="credentials", form=form, key=("revoke", pk), call=call, done="")
+
+
+@login_required
+@require_POST
+def workload_identity_add(request: HttpRequest, slug: str) -> HttpResponse:
+    """Bind a workload identity (SPIFFE ID, OIDC issuer + subject, cloud identity) to the agent."""
+    form = WorkloadIdentityForm(request.POST)
+
+    def call(agent, data):
+        services.workload_identity_add(actor=Actor.person(request.user), agent=agent, **data)
+
+    return _manage(request, slug, section="identities", form=form, key="identity", call=call,
+                   done="Workload identity bound.")
+
+
+@login_required
+@require_POST
+def workload_identity_remove(request: HttpRequest, slug: str, pk: int) -> HttpResponse:
+    """Unbind a workload identity from the agent."""
+
+    def call(agent, data):
+        identity = _item_or_404(selectors.workload_identity_list(user=request.user), pk, agent, "workload identity")
+        services.workload_identity_remove(actor=Actor.person(request.user), identity=identity)
+        return f"{identity}: unbound."
+
+    return _manage(request, slug, section="identities", call=call, done="")
+
+
+@login_required
+@require_POST
+def tool_add(request: HttpRequest, slug: str) -> HttpResponse:
+    """Add a tool the agent can call: name, transport, command or URL, access, data classes, destination."""
+    form = ToolAddForm(request.POST)
+
+    def call(agent, data):
+        services.tool_add(
+            actor=Actor.person(request.user), agent=agent, name=data["name"], transport=data["transport"],
+            command=data["command"], args=data["args"], url=data["url"], access_levels=data["access_levels"],
+            data_classes=data["data_classes"], destination=data["destination"], source="entered by hand",
+        )
+        return f"Tool {data['name']} added."
+
+    return _manage(request, slug, section="tools", form=form, key="tool", call=call, done="",
+                   renames=ToolAddForm.SERVICE_FIELDS)
+
+
+@login_required
+@require_POST
+def tool_update(request: HttpRequest, slug: str, pk: int) -> HttpResponse:
+    """Change a tool's access levels, data classes and destination."""
+    form = ToolAccessForm(request.POST, auto_id=f"tool{pk}_%s")
+
+    def call(agent, data):
+        tool = _item_or_404(selectors.tool_list(user=request.user), pk, agent, "tool")
+        services.tool_update(actor=Actor.person(request.user), tool=tool, **data)
+        return f"Tool {tool.name} updated."
+
+    return _manage(request, slug, section="tools", form=form, key=("tool", pk), call=call, done="")
+
+
+@login_required
+@require_POST
+def tool_remove(request: HttpRequest, slug: str, pk: int) -> HttpResponse:
+    """Remove a tool from the agent."""
+
+    def call(agent, data):
+        tool = _item_or_404(selectors.tool_list(user=request.user), pk, agent, "tool")
+        services.tool_remove(actor=Actor.person(request.user), tool=tool)
+        return f"Tool {tool.name} removed."
+
+    return _manage(request, slug, section="tools", call=call, done="")
 
 
 # --- imports and the stale-credential check -------------------------------------------------

@@ -33,3 +33,25 @@ def test_findings_show_agent_name_and_credential_external_id(admin_user, system_
 
     assert finding.agent_name == credential.agent.name
     assert finding.credential_external_id == "arn:aws:iam::1:user/x#access_key_1"
+
+
+@pytest.mark.django_db
+def test_agent_trail_includes_its_credentials_tools_identities_and_findings(admin_actor, frozen_now):
+    from governance.selectors import audit_events_for_agent
+    from inventory import services
+    from tests.factories import AgentFactory
+
+    agent, other = AgentFactory(), AgentFactory()
+    credential = services.credential_record(actor=admin_actor, agent=agent, kind="api_key", provider="github",
+                                            external_id="k1", created_at=T0 - timedelta(days=400))
+    services.tool_add(actor=admin_actor, agent=agent, name="fetch", transport="stdio", command="uvx")
+    services.workload_identity_add(actor=admin_actor, agent=agent, type="spiffe", identifier="spiffe://e.org/a")
+    services.agent_suspend(actor=admin_actor, agent=agent, reason="Investigating")
+    services.credentials_flag_stale_due(now=T0)
+    services.tool_add(actor=admin_actor, agent=other, name="other-tool", transport="stdio", command="npx")
+
+    verbs = [e.verb for e in audit_events_for_agent(agent=agent)]
+
+    assert verbs == ["finding.open", "finding.open", "agent.suspend", "workload_identity.add", "tool.add",
+                     "credential.record"]  # the never-used, unrotated key: unused + unrotated findings
+    assert credential.pk

@@ -345,3 +345,42 @@ def test_without_a_cookie_times_are_utc_and_a_bad_cookie_is_ignored(owner, agent
     client.cookies["tz"] = "Mars/Olympus_Mons"
     body = client.get(reverse("agent-detail", args=[agent.slug])).content.decode()
     assert "2026-11-15 06:00 UTC" in body
+
+
+def test_each_dashboard_count_links_to_the_list_it_counts(admin_user, agent, frozen_now):
+    AgentFactory(state=Agent.State.SUSPENDED, risk_tier=Agent.RiskTier.HIGH)
+    make_finding(agent, severity="high")
+    make_finding(agent, severity="high", status=Finding.Status.ACKNOWLEDGED)
+    make_finding(agent, severity="high", status=Finding.Status.RISK_ACCEPTED,  # not an open finding
+                 risk_accepted_until=T0 + timedelta(days=30))
+    make_finding(agent, severity="low", status=Finding.Status.RESOLVED)
+    client = client_as(admin_user)
+    response = client.get(reverse("dashboard"))
+    body = response.content.decode()
+    ctx = response.context
+
+    def listed(href: str) -> int:
+        page = client.get(href.replace("&amp;", "&"))
+        assert page.status_code == 200, href
+        return page.context["page"].paginator.count
+
+    for value, _, n in ctx["by_state"]:
+        href = f'{reverse("agent-list")}?state={value}'
+        assert f'href="{href}"' in body and listed(href) == n
+    for value, _, n in ctx["by_tier"]:
+        href = f'{reverse("agent-list")}?risk_tier={value}'
+        assert f'href="{href}"' in body and listed(href) == n
+    for value, _, n in ctx["by_severity"]:
+        href = f'{reverse("finding-list")}?severity={value}&amp;status=open&amp;status=acknowledged'
+        assert f'href="{href}"' in body and listed(href) == n
+    assert dict((v, n) for v, _, n in ctx["by_severity"])["high"] == 2
+
+
+def test_a_list_of_several_statuses_keeps_them_when_filtering_again(admin_user, agent):
+    body = client_as(admin_user).get(
+        reverse("finding-list"), {"severity": "high", "status": ["open", "acknowledged"]}
+    ).content.decode()
+    assert '<input type="hidden" name="status" value="open">' in body
+    assert '<input type="hidden" name="status" value="acknowledged">' in body
+    assert "Open or Acknowledged" in body
+    assert '<a href="?severity=high">change</a>' in body

@@ -715,3 +715,14 @@ def test_auditors_change_nothing_anywhere(auditor, agent):
         (services.agent_assign_owner, {"agent": agent, "owner": auditor}),
     ]:
         refuses(PermissionDenied, fn, actor=as_auditor, **kwargs)
+
+
+def test_decommissioned_agent_credentials_are_revoked_not_rotated_and_tools_frozen(actors, agent):
+    credential = CredentialFactory(agent=agent)
+    tool = ToolFactory(agent=agent)
+    services.agent_decommission(actor=actors["admin"], agent=agent, reason="Replaced")
+    refuses(Conflict, services.credential_rotate, actor=actors["admin"], credential=credential)
+    refuses(Conflict, services.tool_update, actor=actors["admin"], tool=tool, access_levels=["read"])
+    services.credential_revoke(actor=actors["admin"], credential=credential, reason="Deleted at the provider")
+    credential.refresh_from_db()
+    assert credential.status == Credential.Status.REVOKED
