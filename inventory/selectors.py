@@ -30,31 +30,25 @@ def team_list(*, user) -> QuerySet[Team]:
     return Team.objects.annotate(agent_count=Count("agents")).order_by("name", "id")
 
 
+def _of_visible_agents(model, user, *ordering: str) -> QuerySet:
+    """``model`` rows whose agent ``user`` may see, with the agent joined, ordered by agent name then ``ordering``."""
+    visible = Agent.objects.filter(visible_agents_q(user)).values("pk")
+    return model.objects.filter(agent__in=visible).select_related("agent").order_by("agent__name", *ordering, "id")
+
+
 def workload_identity_list(*, user) -> QuerySet[WorkloadIdentity]:
     """Workload identities of agents visible to ``user``."""
-    visible = Agent.objects.filter(visible_agents_q(user)).values("pk")
-    return (
-        WorkloadIdentity.objects.filter(agent__in=visible)
-        .select_related("agent")
-        .order_by("agent__name", "type", "identifier", "id")
-    )
+    return _of_visible_agents(WorkloadIdentity, user, "type", "identifier")
 
 
 def credential_list(*, user) -> QuerySet[Credential]:
     """Credentials of agents visible to ``user``, with their agent joined."""
-    visible = Agent.objects.filter(visible_agents_q(user)).values("pk")
-    return (
-        Credential.objects.filter(agent__in=visible)
-        .select_related("agent")
-        .order_by("agent__name", "kind", "external_id", "id")
-    )
+    return _of_visible_agents(Credential, user, "kind", "external_id")
 
 
 def tool_list(*, user) -> QuerySet[Tool]:
     """Tools of agents visible to ``user``, with their agent joined."""
-    visible = Agent.objects.filter(visible_agents_q(user)).values("pk")
-    return Tool.objects.filter(agent__in=visible).select_related("agent").order_by("agent__name", "name", "id")
-
+    return _of_visible_agents(Tool, user, "name")
 
 
 def agent_counts_by(*, user, field: str) -> dict[str, int]:
@@ -89,14 +83,20 @@ def credential_rotation_due_list(*, user, now, within_days: int = 14) -> QuerySe
     # "datetime + constant interval", which every supported database computes.
     default_days = Policy.current().rotation_period_days
     own_periods = sorted(
-        base.filter(rotation_period_days__isnull=False).order_by()
-        .values_list("rotation_period_days", flat=True).distinct()
+        base.filter(rotation_period_days__isnull=False)
+        .order_by()
+        .values_list("rotation_period_days", flat=True)
+        .distinct()
     )
     anchor = Coalesce("last_rotated_at", "created_at")
     due_at = Case(
-        *[When(rotation_period_days=days, then=ExpressionWrapper(anchor + Value(timedelta(days=days)),
-                                                                 output_field=DateTimeField()))
-          for days in own_periods],
+        *[
+            When(
+                rotation_period_days=days,
+                then=ExpressionWrapper(anchor + Value(timedelta(days=days)), output_field=DateTimeField()),
+            )
+            for days in own_periods
+        ],
         default=ExpressionWrapper(anchor + Value(timedelta(days=default_days)), output_field=DateTimeField()),
         output_field=DateTimeField(),
     )

@@ -104,6 +104,15 @@ def _lock_agent(agent: Agent) -> Agent:
     return Agent.objects.select_for_update().get(pk=agent.pk)
 
 
+def _lock_changeable_agent(actor: Actor, agent: Agent, *, refusal: str) -> Agent:
+    """Lock ``agent``, check ``actor`` may change it, and raise ``Conflict(refusal)`` if it is decommissioned."""
+    agent = _lock_agent(agent)
+    _require_can_change(actor, agent)
+    if agent.state == Agent.State.DECOMMISSIONED:
+        raise Conflict(refusal)
+    return agent
+
+
 def _check_person(user, field: str) -> None:
     if user is not None and not user.is_active:
         raise ValidationError({field: f"{user.get_username()} is not an active person."})
@@ -244,10 +253,7 @@ def agent_update(*, actor: Actor, agent: Agent, **changes) -> Agent:
     if unknown:
         raise ValidationError({k: "This field cannot be changed here." for k in sorted(unknown)})
     with transaction.atomic():
-        agent = _lock_agent(agent)
-        _require_can_change(actor, agent)
-        if agent.state == Agent.State.DECOMMISSIONED:
-            raise Conflict("A decommissioned agent cannot be changed.")
+        agent = _lock_changeable_agent(actor, agent, refusal="A decommissioned agent cannot be changed.")
         before = snapshot(agent, changes)
         for k, v in changes.items():
             setattr(agent, k, v)
@@ -438,10 +444,7 @@ def workload_identity_add(
     Raises PermissionDenied, Conflict (decommissioned), ValidationError (taken by another agent, bad form).
     """
     with transaction.atomic():
-        agent = _lock_agent(agent)
-        _require_can_change(actor, agent)
-        if agent.state == Agent.State.DECOMMISSIONED:
-            raise Conflict("A decommissioned agent cannot gain identities.")
+        agent = _lock_changeable_agent(actor, agent, refusal="A decommissioned agent cannot gain identities.")
         identity = WorkloadIdentity(
             agent=agent, type=type, identifier=identifier.strip(), issuer=issuer.strip(), created_at=timezone.now()
         )
@@ -510,10 +513,7 @@ def credential_record(
     """
     now = timezone.now()
     with transaction.atomic():
-        agent = _lock_agent(agent)
-        _require_can_change(actor, agent)
-        if agent.state == Agent.State.DECOMMISSIONED:
-            raise Conflict("A decommissioned agent cannot be given credentials.")
+        agent = _lock_changeable_agent(actor, agent, refusal="A decommissioned agent cannot be given credentials.")
         credential = Credential(
             agent=agent,
             kind=kind,
@@ -640,10 +640,7 @@ def tool_add(
     """Add a tool the agent can call. Raises PermissionDenied, Conflict, ValidationError (duplicate name, bad lists)."""
     now = timezone.now()
     with transaction.atomic():
-        agent = _lock_agent(agent)
-        _require_can_change(actor, agent)
-        if agent.state == Agent.State.DECOMMISSIONED:
-            raise Conflict("A decommissioned agent cannot gain tools.")
+        agent = _lock_changeable_agent(actor, agent, refusal="A decommissioned agent cannot gain tools.")
         tool = Tool(
             agent=agent,
             name=name,
