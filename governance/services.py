@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+from collections.abc import Callable
 from datetime import datetime, timedelta
 
 from django.conf import settings
@@ -56,32 +57,47 @@ def _require_can_work(actor: Actor, finding: Finding) -> None:
         raise PermissionDenied("You may work only the findings of agents you own or back up.")
 
 
-def finding_acknowledge(*, actor: Actor, finding: Finding, note: str = "") -> Finding:
-    """Acknowledge an open finding: someone is on it. Raises PermissionDenied, Conflict (not open)."""
-    now = timezone.now()
+def _finding_change(
+    *, actor: Actor, finding: Finding, verb: str, refusal: Callable[[Finding], str], note: str = "", **changes
+) -> Finding:
+    """Lock the finding, refuse with ``Conflict(refusal(finding))`` when that is not empty, set
+    ``changes``, save and write the audit event ``verb`` — one transaction."""
     with transaction.atomic():
         finding = _lock_finding(finding)
         _require_can_work(actor, finding)
-        if finding.status != Finding.Status.OPEN:
-            raise Conflict(
-                f"Only an open finding can be acknowledged; this one is {finding.get_status_display().lower()}."
-            )
+        refused = refusal(finding)
+        if refused:
+            raise Conflict(refused)
         before = snapshot(finding, FINDING_FIELDS)
-        finding.status = Finding.Status.ACKNOWLEDGED
-        finding.acknowledged_at = now
-        finding.acknowledged_by = actor.label[:200]
-        if note:
-            finding.resolution_note = note
+        for name, value in changes.items():
+            setattr(finding, name, value)
         finding.save()
+        after = snapshot(finding, FINDING_FIELDS)
         audit_record(
-            actor=actor,
-            verb="finding.acknowledge",
-            obj=finding,
-            before=before,
-            after={**snapshot(finding, FINDING_FIELDS), "note": note},
-            at=now,
+            actor=actor, verb=verb, obj=finding, before=before, after={**after, "note": note} if note else after
         )
     return finding
+
+
+def finding_acknowledge(*, actor: Actor, finding: Finding, note: str = "") -> Finding:
+    """Acknowledge an open finding: someone is on it. Raises PermissionDenied, Conflict (not open)."""
+    note = (note or "").strip()
+    extra = {"resolution_note": note} if note else {}
+    return _finding_change(
+        actor=actor,
+        finding=finding,
+        verb="finding.acknowledge",
+        note=note,
+        refusal=lambda f: (
+            ""
+            if f.status == Finding.Status.OPEN
+            else (f"Only an open finding can be acknowledged; this one is {f.get_status_display().lower()}.")
+        ),
+        status=Finding.Status.ACKNOWLEDGED,
+        acknowledged_at=timezone.now(),
+        acknowledged_by=actor.label[:200],
+        **extra,
+    )
 
 
 def finding_resolve(*, actor: Actor, finding: Finding, note: str) -> Finding:
@@ -93,27 +109,16 @@ def finding_resolve(*, actor: Actor, finding: Finding, note: str) -> Finding:
     note = (note or "").strip()
     if not note:
         raise ValidationError({"note": "Say what was done to resolve it."})
-    now = timezone.now()
-    with transaction.atomic():
-        finding = _lock_finding(finding)
-        _require_can_work(actor, finding)
-        if finding.status == Finding.Status.RESOLVED:
-            raise Conflict("This finding is already resolved.")
-        before = snapshot(finding, FINDING_FIELDS)
-        finding.status = Finding.Status.RESOLVED
-        finding.resolved_at = now
-        finding.resolved_by = actor.label[:200]
-        finding.resolution_note = note
-        finding.save()
-        audit_record(
-            actor=actor,
-            verb="finding.resolve",
-            obj=finding,
-            before=before,
-            after=snapshot(finding, FINDING_FIELDS),
-            at=now,
-        )
-    return finding
+    return _finding_change(
+        actor=actor,
+        finding=finding,
+        verb="finding.resolve",
+        refusal=lambda f: "This finding is already resolved." if f.status == Finding.Status.RESOLVED else "",
+        status=Finding.Status.RESOLVED,
+        resolved_at=timezone.now(),
+        resolved_by=actor.label[:200],
+        resolution_note=note,
+    )
 
 
 MAX_RISK_ACCEPTANCE = timedelta(days=365)
@@ -125,6 +130,8 @@ def finding_accept_risk(*, actor: Actor, finding: Finding, until: datetime, note
     IAM admins only. When ``until`` passes and the condition still holds, the finding reopens.
     Raises PermissionDenied, Conflict (resolved), ValidationError (no note, until not in the future).
     """
+    if not (actor.is_system or is_iam_admin(actor.user)):
+        raise PermissionDenied("Only IAM admins may accept a risk.")
     note = (note or "").strip()
     errors = {}
     if not note:
@@ -136,29 +143,18 @@ def finding_accept_risk(*, actor: Actor, finding: Finding, until: datetime, note
         errors["until"] = "The acceptance must end in the future."
     elif until - now > MAX_RISK_ACCEPTANCE:
         errors["until"] = "A risk can be accepted for at most 365 days."
-    if not (actor.is_system or is_iam_admin(actor.user)):
-        raise PermissionDenied("Only IAM admins may accept a risk.")
     if errors:
         raise ValidationError(errors)
-    with transaction.atomic():
-        finding = _lock_finding(finding)
-        if finding.status == Finding.Status.RESOLVED:
-            raise Conflict("A resolved finding has no risk to accept.")
-        before = snapshot(finding, FINDING_FIELDS)
-        finding.status = Finding.Status.RISK_ACCEPTED
-        finding.risk_accepted_until = until
-        finding.risk_accepted_by = actor.label[:200]
-        finding.resolution_note = note
-        finding.save()
-        audit_record(
-            actor=actor,
-            verb="finding.accept_risk",
-            obj=finding,
-            before=before,
-            after=snapshot(finding, FINDING_FIELDS),
-            at=now,
-        )
-    return finding
+    return _finding_change(
+        actor=actor,
+        finding=finding,
+        verb="finding.accept_risk",
+        refusal=lambda f: "A resolved finding has no risk to accept." if f.status == Finding.Status.RESOLVED else "",
+        status=Finding.Status.RISK_ACCEPTED,
+        risk_accepted_until=until,
+        risk_accepted_by=actor.label[:200],
+        resolution_note=note,
+    )
 
 
 # --- integration tokens --------------------------------------------------------------------
