@@ -31,8 +31,10 @@ def refusal_message(exc: Exception) -> str:
     """A one-line, human-readable text for a service refusal."""
     if isinstance(exc, ValidationError):
         if hasattr(exc, "error_dict"):
-            return "; ".join(f"{field}: {' '.join(msgs)}" if field != "__all__" else " ".join(msgs)
-                             for field, msgs in exc.message_dict.items())
+            return "; ".join(
+                f"{field}: {' '.join(msgs)}" if field != "__all__" else " ".join(msgs)
+                for field, msgs in exc.message_dict.items()
+            )
         return " ".join(exc.messages)
     return str(exc) or exc.__class__.__name__
 
@@ -42,9 +44,7 @@ def actor_for(request) -> Actor:
     return Actor.person(request.user)
 
 
-def run_service_for_each(
-    modeladmin: admin.ModelAdmin, request, objects: Iterable, call: Callable, done: str
-) -> None:
+def run_service_for_each(modeladmin: admin.ModelAdmin, request, objects: Iterable, call: Callable, done: str) -> None:
     """Call ``call(obj)`` (a service call) for each object; report successes and refusals as messages.
 
     Each call runs in the service's own transaction, so one refusal does not undo the others.
@@ -95,8 +95,7 @@ class ServiceAdmin(admin.ModelAdmin):
             raise ServiceRefused(refusal_message(exc)) from exc
 
     def delete_queryset(self, request, queryset):
-        run_service_for_each(self, request, queryset, lambda obj: self.delete_through_service(request, obj),
-                             "Deleted")
+        run_service_for_each(self, request, queryset, lambda obj: self.delete_through_service(request, obj), "Deleted")
 
     def changeform_view(self, request, object_id=None, form_url="", extra_context=None):
         try:
@@ -116,13 +115,13 @@ class ServiceAdmin(admin.ModelAdmin):
 class ReasonActionForm(ActionForm):
     """The admin action bar with a free-text reason or note, kept in the audit trail."""
 
-    reason = forms.CharField(required=False, label="Reason / note", max_length=500,
-                             widget=forms.TextInput(attrs={"size": 40}))
+    reason = forms.CharField(
+        required=False, label="Reason / note", max_length=500, widget=forms.TextInput(attrs={"size": 40})
+    )
 
 
 class FindingActionForm(ReasonActionForm):
-    days = forms.IntegerField(required=False, min_value=1, max_value=365, initial=30,
-                              label="Accept risk for (days)")
+    days = forms.IntegerField(required=False, min_value=1, max_value=365, initial=30, label="Accept risk for (days)")
 
 
 def _reason(request) -> str:
@@ -173,14 +172,24 @@ class FindingAdmin(admin.ModelAdmin):
     @admin.action(description="Acknowledge selected findings")
     def acknowledge(self, request, queryset):
         actor = actor_for(request)
-        run_service_for_each(self, request, queryset, lambda f: services.finding_acknowledge(
-            actor=actor, finding=f, note=_reason(request)), "Acknowledged")
+        run_service_for_each(
+            self,
+            request,
+            queryset,
+            lambda f: services.finding_acknowledge(actor=actor, finding=f, note=_reason(request)),
+            "Acknowledged",
+        )
 
     @admin.action(description="Resolve selected findings (note required)")
     def resolve(self, request, queryset):
         actor = actor_for(request)
-        run_service_for_each(self, request, queryset, lambda f: services.finding_resolve(
-            actor=actor, finding=f, note=_reason(request)), "Resolved")
+        run_service_for_each(
+            self,
+            request,
+            queryset,
+            lambda f: services.finding_resolve(actor=actor, finding=f, note=_reason(request)),
+            "Resolved",
+        )
 
     @admin.action(description="Accept the risk of selected findings (note and days required)")
     def accept_risk(self, request, queryset):
@@ -191,8 +200,13 @@ class FindingAdmin(admin.ModelAdmin):
             self.message_user(request, "Give the number of days as a whole number.", messages.ERROR)
             return
         until = timezone.now() + timedelta(days=days)
-        run_service_for_each(self, request, queryset, lambda f: services.finding_accept_risk(
-            actor=actor, finding=f, until=until, note=_reason(request)), "Risk accepted")
+        run_service_for_each(
+            self,
+            request,
+            queryset,
+            lambda f: services.finding_accept_risk(actor=actor, finding=f, until=until, note=_reason(request)),
+            "Risk accepted",
+        )
 
 
 @admin.register(Policy)
@@ -242,8 +256,17 @@ class IntegrationTokenAdmin(ServiceAdmin):
     list_filter = (("revoked_at", admin.EmptyFieldListFilter), "expires_at")
     search_fields = ("name", "prefix", "user__username")
     list_select_related = ("user", "created_by")
-    readonly_fields = ("name", "user", "prefix", "scopes", "created_at", "expires_at", "last_used_at",
-                       "revoked_at", "created_by")
+    readonly_fields = (
+        "name",
+        "user",
+        "prefix",
+        "scopes",
+        "created_at",
+        "expires_at",
+        "last_used_at",
+        "revoked_at",
+        "created_by",
+    )
     exclude = ("digest",)
     actions = ("revoke",)
 
@@ -273,7 +296,10 @@ class IntegrationTokenAdmin(ServiceAdmin):
     def save_through_service(self, request, obj, form, change):
         data = form.cleaned_data
         token, clear = services.integration_token_issue(
-            actor=actor_for(request), user=data["user"], name=data["name"], scopes=list(data["scopes"]),
+            actor=actor_for(request),
+            user=data["user"],
+            name=data["name"],
+            scopes=list(data["scopes"]),
             expires_at=data["expires_at"],
         )
         obj.pk = token.pk
@@ -287,5 +313,6 @@ class IntegrationTokenAdmin(ServiceAdmin):
     @admin.action(description="Revoke selected tokens")
     def revoke(self, request, queryset):
         actor = actor_for(request)
-        run_service_for_each(self, request, queryset,
-                             lambda t: services.integration_token_revoke(actor=actor, token=t), "Revoked")
+        run_service_for_each(
+            self, request, queryset, lambda t: services.integration_token_revoke(actor=actor, token=t), "Revoked"
+        )

@@ -39,6 +39,14 @@ def is_agent_owner(user) -> bool:
     return bool(getattr(user, "is_active", False)) and AGENT_OWNER in _groups(user)
 
 
+def can_own_agents(user) -> bool:
+    """True for active agent owners and IAM admins: the people an agent may be owned or backed up by.
+
+    Auditors never own agents (separation of duties: they review what owners do).
+    """
+    return bool(getattr(user, "is_active", False)) and (is_agent_owner(user) or is_iam_admin(user))
+
+
 def can_read_all(user) -> bool:
     """IAM admins and auditors read every object; others read what they own."""
     return is_iam_admin(user) or is_auditor(user)

@@ -19,7 +19,7 @@ from django.utils import timezone
 from governance.audit import Actor, audit_record, snapshot
 from governance.errors import Conflict, PermissionDenied, ValidationError
 from governance.models import Finding, IntegrationToken, Policy
-from governance.roles import is_iam_admin
+from governance.roles import is_agent_owner, is_auditor, is_iam_admin
 from inventory.models import Agent
 from inventory.permissions import is_owner_of
 
@@ -165,6 +165,20 @@ def token_digest(clear: str) -> str:
     return hashlib.sha256(clear.encode()).hexdigest()
 
 
+def token_scopes_for(user) -> set[str]:
+    """The token scopes ``user``'s roles can use: IAM admins all; agent owners read, write and import
+    (their own agents) and read audit events; auditors read inventory and audit events."""
+    S = IntegrationToken.Scope
+    scopes: set[str] = set()
+    if is_iam_admin(user):
+        return set(S.values)
+    if is_agent_owner(user):
+        scopes |= {S.INVENTORY_READ, S.INVENTORY_WRITE, S.IMPORTS_WRITE, S.AUDIT_READ}
+    if is_auditor(user):
+        scopes |= {S.INVENTORY_READ, S.AUDIT_READ}
+    return {str(s) for s in scopes}
+
+
 def integration_token_issue(
     *, actor: Actor, user, name: str, scopes: list[str], expires_at: datetime
 ) -> tuple[IntegrationToken, str]:
@@ -182,12 +196,19 @@ def integration_token_issue(
     name = (name or "").strip()
     if not name:
         errors["name"] = "Name the integration that will use this token."
-    allowed = set(IntegrationToken.Scope.values)
-    unknown = [s for s in scopes if s not in allowed]
+    known = set(IntegrationToken.Scope.values)
+    unknown = [s for s in scopes if s not in known]
+    allowed = token_scopes_for(user)
+    beyond = [s for s in scopes if s in known and s not in allowed]
     if not scopes:
         errors["scopes"] = "Choose at least one scope."
     elif unknown:
-        errors["scopes"] = f"Unknown scopes: {', '.join(unknown)}. Allowed: {', '.join(sorted(allowed))}."
+        errors["scopes"] = f"Unknown scopes: {', '.join(unknown)}. Allowed: {', '.join(sorted(known))}."
+    elif beyond:
+        errors["scopes"] = (
+            f"{user.get_username()}'s role does not allow {', '.join(beyond)}; "
+            f"allowed: {', '.join(sorted(allowed)) or 'none'}."
+        )
     now = timezone.now()
     if expires_at is None or timezone.is_naive(expires_at):
         errors["expires_at"] = "Give the expiry with its timezone."

@@ -198,7 +198,9 @@ def finding_act(request: HttpRequest, pk: int, action: str) -> HttpResponse:
             form = FindingAcceptRiskForm(request.POST)
             form.is_valid()
             services.finding_accept_risk(
-                actor=actor, finding=finding, until=form.cleaned_data.get("until"),
+                actor=actor,
+                finding=finding,
+                until=form.cleaned_data.get("until"),
                 note=form.cleaned_data.get("note", ""),
             )
     except (ValidationError, PermissionDenied, Conflict) as exc:
@@ -230,12 +232,20 @@ def token_list(request: HttpRequest) -> HttpResponse:
         if form.is_valid():
             try:
                 token, clear = services.integration_token_issue(
-                    actor=Actor.person(request.user), user=request.user, name=form.cleaned_data["name"],
-                    scopes=form.cleaned_data["scopes"], expires_at=form.expires_at(),
+                    actor=Actor.person(request.user),
+                    user=request.user,
+                    name=form.cleaned_data["name"],
+                    scopes=form.cleaned_data["scopes"],
+                    expires_at=form.expires_at(),
                 )
             except ValidationError as exc:
-                exc = ValidationError({("expires_on" if k == "expires_at" else k): v
-                                       for k, v in exc.message_dict.items()}) if hasattr(exc, "error_dict") else exc
+                exc = (
+                    ValidationError(
+                        {("expires_on" if k == "expires_at" else k): v for k, v in exc.message_dict.items()}
+                    )
+                    if hasattr(exc, "error_dict")
+                    else exc
+                )
                 apply_service_errors(form, exc)
             else:
                 issued = {"token": token, "clear": clear}

@@ -16,13 +16,18 @@ urlpatterns = [
     path("agents/<slug:slug>/owner/", inventory_views.agent_assign_owner, name="agent-assign-owner"),
     path("agents/<slug:slug>/describe/", inventory_views.agent_update, name="agent-update"),
     path("agents/<slug:slug>/credentials/", inventory_views.credential_record, name="credential-record"),
-    path("agents/<slug:slug>/credentials/<int:pk>/rotate/", inventory_views.credential_rotate,
-         name="credential-rotate"),
-    path("agents/<slug:slug>/credentials/<int:pk>/revoke/", inventory_views.credential_revoke,
-         name="credential-revoke"),
+    path(
+        "agents/<slug:slug>/credentials/<int:pk>/rotate/", inventory_views.credential_rotate, name="credential-rotate"
+    ),
+    path(
+        "agents/<slug:slug>/credentials/<int:pk>/revoke/", inventory_views.credential_revoke, name="credential-revoke"
+    ),
     path("agents/<slug:slug>/identities/", inventory_views.workload_identity_add, name="workload-identity-add"),
-    path("agents/<slug:slug>/identities/<int:pk>/remove/", inventory_views.workload_identity_remove,
-         name="workload-identity-remove"),
+    path(
+        "agents/<slug:slug>/identities/<int:pk>/remove/",
+        inventory_views.workload_identity_remove,
+        name="workload-identity-remove",
+    ),
     path("agents/<slug:slug>/tools/", inventory_views.tool_add, name="tool-add"),
     path("agents/<slug:slug>/tools/<int:pk>/", inventory_views.tool_update, name="tool-update"),
     path("agents/<slug:slug>/tools/<int:pk>/remove/", inventory_views.tool_remove, name="tool-remove"),

@@ -83,15 +83,15 @@ class TeamAdmin(ServiceAdmin):
             services.team_members_set(actor=actor, team=obj, members=form.cleaned_data["members"])
 
 
-
 # --- agents --------------------------------------------------------------------------------
 
 
 class AgentActionForm(ReasonActionForm):
     """Action bar for agents: a reason for lifecycle changes, a person for ownership changes."""
 
-    owner = forms.ModelChoiceField(queryset=User.objects.filter(is_active=True).order_by("username"),
-                                   required=False, label="New owner")
+    owner = forms.ModelChoiceField(
+        queryset=User.objects.filter(is_active=True).order_by("username"), required=False, label="New owner"
+    )
 
 
 class AgentRegisterForm(forms.ModelForm):
@@ -99,8 +99,20 @@ class AgentRegisterForm(forms.ModelForm):
 
     class Meta:
         model = Agent
-        fields = ("name", "slug", "kind", "purpose", "platform", "environment", "owner", "backup_owner", "team",
-                  "autonomy_level", "data_classes", "risk_tier")
+        fields = (
+            "name",
+            "slug",
+            "kind",
+            "purpose",
+            "platform",
+            "environment",
+            "owner",
+            "backup_owner",
+            "team",
+            "autonomy_level",
+            "data_classes",
+            "risk_tier",
+        )
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -121,17 +133,37 @@ class AgentChangeForm(forms.ModelForm):
 class AgentAdmin(ServiceAdmin):
     """Agents: registering, editing, lifecycle and ownership all go through the inventory services."""
 
-    list_display = ("name", "slug", "state", "owner", "backup_owner", "team", "risk_tier", "environment", "kind",
-                    "source")
+    list_display = (
+        "name",
+        "slug",
+        "state",
+        "owner",
+        "backup_owner",
+        "team",
+        "risk_tier",
+        "environment",
+        "kind",
+        "source",
+    )
     list_filter = ("state", "risk_tier", "environment", "kind", "source", "autonomy_level", "team")
-    search_fields = ("name", "slug", "purpose", "platform", "external_ref", "owner__username",
-                     "backup_owner__username")
+    search_fields = ("name", "slug", "purpose", "platform", "external_ref", "owner__username", "backup_owner__username")
     list_select_related = ("owner", "backup_owner", "team")
     action_form = AgentActionForm
     actions = ("activate", "reactivate", "suspend", "decommission", "assign_owner")
-    readonly_after_create = ("slug", "state", "state_reason", "state_changed_at", "owner", "backup_owner",
-                             "risk_tier", "source", "external_ref", "next_attestation_due", "created_at",
-                             "updated_at")
+    readonly_after_create = (
+        "slug",
+        "state",
+        "state_reason",
+        "state_changed_at",
+        "owner",
+        "backup_owner",
+        "risk_tier",
+        "source",
+        "external_ref",
+        "next_attestation_due",
+        "created_at",
+        "updated_at",
+    )
     autocomplete_fields = ()
 
     def get_form(self, request, obj=None, change=False, **kwargs):
@@ -141,8 +173,18 @@ class AgentAdmin(ServiceAdmin):
     def get_fields(self, request, obj=None):
         if obj is None:
             return list(AgentRegisterForm.Meta.fields)
-        return ["name", "slug", "purpose", "kind", "platform", "environment", "team", "autonomy_level",
-                "data_classes", *[f for f in self.readonly_after_create if f != "slug"]]
+        return [
+            "name",
+            "slug",
+            "purpose",
+            "kind",
+            "platform",
+            "environment",
+            "team",
+            "autonomy_level",
+            "data_classes",
+            *[f for f in self.readonly_after_create if f != "slug"],
+        ]
 
     def get_readonly_fields(self, request, obj=None):
         if obj is None:
@@ -159,10 +201,19 @@ class AgentAdmin(ServiceAdmin):
         if not change:
             data = form.cleaned_data
             agent = services.agent_register(
-                actor=actor, name=data["name"], kind=data["kind"], owner=data["owner"], slug=data.get("slug") or "",
-                purpose=data["purpose"], platform=data["platform"], environment=data["environment"],
-                backup_owner=data["backup_owner"], team=data["team"], autonomy_level=data["autonomy_level"],
-                data_classes=data["data_classes"], risk_tier=data["risk_tier"],
+                actor=actor,
+                name=data["name"],
+                kind=data["kind"],
+                owner=data["owner"],
+                slug=data.get("slug") or "",
+                purpose=data["purpose"],
+                platform=data["platform"],
+                environment=data["environment"],
+                backup_owner=data["backup_owner"],
+                team=data["team"],
+                autonomy_level=data["autonomy_level"],
+                data_classes=data["data_classes"],
+                risk_tier=data["risk_tier"],
             )
             obj.pk, obj.slug = agent.pk, agent.slug
             return
@@ -203,7 +254,9 @@ class AgentAdmin(ServiceAdmin):
         actor = actor_for(request)
         reason = (request.POST.get("reason") or "").strip()
         run_service_for_each(
-            self, request, queryset,
+            self,
+            request,
+            queryset,
             lambda a: services.agent_assign_owner(actor=actor, agent=a, owner=owner, reason=reason),
             f"Owner set to {owner.get_username()}",
         )
@@ -227,13 +280,17 @@ class WorkloadIdentityAdmin(ServiceAdmin):
 
     def save_through_service(self, request, obj, form, change):
         data = form.cleaned_data
-        identity = services.workload_identity_add(actor=actor_for(request), agent=data["agent"], type=data["type"],
-                                                  identifier=data["identifier"], issuer=data.get("issuer") or "")
+        identity = services.workload_identity_add(
+            actor=actor_for(request),
+            agent=data["agent"],
+            type=data["type"],
+            identifier=data["identifier"],
+            issuer=data.get("issuer") or "",
+        )
         obj.pk = identity.pk
 
     def delete_through_service(self, request, obj):
         services.workload_identity_remove(actor=actor_for(request), identity=obj)
-
 
 
 # --- credentials ---------------------------------------------------------------------------
@@ -242,8 +299,22 @@ class WorkloadIdentityAdmin(ServiceAdmin):
 class CredentialRecordForm(forms.ModelForm):
     class Meta:
         model = Credential
-        fields = ("agent", "kind", "provider", "external_id", "fingerprint", "label", "created_at", "last_rotated_at",
-                  "last_used_at", "usage_tracked", "observed_at", "expires_at", "rotation_period_days", "ephemeral")
+        fields = (
+            "agent",
+            "kind",
+            "provider",
+            "external_id",
+            "fingerprint",
+            "label",
+            "created_at",
+            "last_rotated_at",
+            "last_used_at",
+            "usage_tracked",
+            "observed_at",
+            "expires_at",
+            "rotation_period_days",
+            "ephemeral",
+        )
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -256,8 +327,17 @@ class CredentialRecordForm(forms.ModelForm):
 class CredentialAdmin(ServiceAdmin):
     """Recorded through ``credential_record``; rotated and revoked through admin actions."""
 
-    list_display = ("__str__", "agent", "kind", "provider", "status", "created_at", "last_rotated_at",
-                    "last_used_at", "expires_at")
+    list_display = (
+        "__str__",
+        "agent",
+        "kind",
+        "provider",
+        "status",
+        "created_at",
+        "last_rotated_at",
+        "last_used_at",
+        "expires_at",
+    )
     list_filter = ("status", "kind", "provider", "ephemeral", "usage_tracked")
     search_fields = ("external_id", "fingerprint", "label", "agent__name", "agent__slug")
     list_select_related = ("agent",)
@@ -280,11 +360,20 @@ class CredentialAdmin(ServiceAdmin):
     def save_through_service(self, request, obj, form, change):
         data = {name: form.cleaned_data.get(name) for name in self.fields}
         credential = services.credential_record(
-            actor=actor_for(request), agent=data["agent"], kind=data["kind"], provider=data["provider"],
-            external_id=data["external_id"], created_at=data["created_at"], fingerprint=data["fingerprint"] or "",
-            label=data["label"] or "", last_rotated_at=data["last_rotated_at"], last_used_at=data["last_used_at"],
-            usage_tracked=bool(data["usage_tracked"]), observed_at=data["observed_at"],
-            expires_at=data["expires_at"], rotation_period_days=data["rotation_period_days"],
+            actor=actor_for(request),
+            agent=data["agent"],
+            kind=data["kind"],
+            provider=data["provider"],
+            external_id=data["external_id"],
+            created_at=data["created_at"],
+            fingerprint=data["fingerprint"] or "",
+            label=data["label"] or "",
+            last_rotated_at=data["last_rotated_at"],
+            last_used_at=data["last_used_at"],
+            usage_tracked=bool(data["usage_tracked"]),
+            observed_at=data["observed_at"],
+            expires_at=data["expires_at"],
+            rotation_period_days=data["rotation_period_days"],
             ephemeral=bool(data["ephemeral"]),
         )
         obj.pk = credential.pk
@@ -292,16 +381,25 @@ class CredentialAdmin(ServiceAdmin):
     @admin.action(description="Record that selected credentials were rotated now")
     def rotate_now(self, request, queryset):
         actor = actor_for(request)
-        run_service_for_each(self, request, queryset.select_related("agent"),
-                             lambda c: services.credential_rotate(actor=actor, credential=c), "Rotated")
+        run_service_for_each(
+            self,
+            request,
+            queryset.select_related("agent"),
+            lambda c: services.credential_rotate(actor=actor, credential=c),
+            "Rotated",
+        )
 
     @admin.action(description="Mark selected credentials revoked (reason required)")
     def revoke(self, request, queryset):
         actor = actor_for(request)
         reason = (request.POST.get("reason") or "").strip()
-        run_service_for_each(self, request, queryset.select_related("agent"),
-                             lambda c: services.credential_revoke(actor=actor, credential=c, reason=reason),
-                             "Revoked")
+        run_service_for_each(
+            self,
+            request,
+            queryset.select_related("agent"),
+            lambda c: services.credential_revoke(actor=actor, credential=c, reason=reason),
+            "Revoked",
+        )
 
 
 # --- tools ---------------------------------------------------------------------------------
@@ -319,8 +417,19 @@ class ToolForm(forms.ModelForm):
 
     class Meta:
         model = Tool
-        fields = ("agent", "name", "transport", "command", "args", "url", "env_keys", "access_levels",
-                  "data_classes", "destination", "source")
+        fields = (
+            "agent",
+            "name",
+            "transport",
+            "command",
+            "args",
+            "url",
+            "env_keys",
+            "access_levels",
+            "data_classes",
+            "destination",
+            "source",
+        )
 
 
 @admin.register(Tool)
@@ -345,10 +454,18 @@ class ToolAdmin(ServiceAdmin):
         data = form.cleaned_data
         if not change:
             tool = services.tool_add(
-                actor=actor, agent=data["agent"], name=data["name"], transport=data["transport"],
-                command=data["command"], args=data["args"], url=data["url"], env_keys=data["env_keys"],
-                access_levels=data["access_levels"], data_classes=data["data_classes"],
-                destination=data["destination"], source=data["source"],
+                actor=actor,
+                agent=data["agent"],
+                name=data["name"],
+                transport=data["transport"],
+                command=data["command"],
+                args=data["args"],
+                url=data["url"],
+                env_keys=data["env_keys"],
+                access_levels=data["access_levels"],
+                data_classes=data["data_classes"],
+                destination=data["destination"],
+                source=data["source"],
             )
             obj.pk = tool.pk
             return
@@ -358,7 +475,6 @@ class ToolAdmin(ServiceAdmin):
 
     def delete_through_service(self, request, obj):
         services.tool_remove(actor=actor_for(request), tool=obj)
-
 
 
 # --- imports -------------------------------------------------------------------------------

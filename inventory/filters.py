@@ -20,9 +20,7 @@ class AgentSlugFilter(django_filters.ModelChoiceFilter):
 
 def agent_filter(field_name: str = "agent", **kwargs) -> AgentSlugFilter:
     """Filter by agent slug; a slug that names no agent is a 400, not an empty list."""
-    return AgentSlugFilter(
-        queryset=Agent.objects.all(), to_field_name="slug", field_name=field_name, **kwargs
-    )
+    return AgentSlugFilter(queryset=Agent.objects.all(), to_field_name="slug", field_name=field_name, **kwargs)
 
 
 class AgentFilterSet(StrictFilterSet):

@@ -38,8 +38,12 @@ def _choice_list(choices, *, label: str, help_text: str = "") -> forms.MultipleC
 
 def _person_field(*, user, required: bool, label: str, help_text: str = "") -> forms.ModelChoiceField:
     return forms.ModelChoiceField(
-        queryset=person_list(user=user), to_field_name="username", required=required, label=label,
-        help_text=help_text, empty_label="—",
+        queryset=person_list(user=user),
+        to_field_name="username",
+        required=required,
+        label=label,
+        help_text=help_text,
+        empty_label="—",
     )
 
 
@@ -56,7 +60,9 @@ class AgentRegisterForm(forms.Form):
     environment = forms.ChoiceField(choices=Agent.Environment.choices, initial=Agent.Environment.PRODUCTION)
     autonomy_level = forms.ChoiceField(choices=Agent.Autonomy.choices, label="Autonomy")
     data_classes = forms.MultipleChoiceField(
-        choices=DataClass.choices, required=False, widget=forms.CheckboxSelectMultiple,
+        choices=DataClass.choices,
+        required=False,
+        widget=forms.CheckboxSelectMultiple,
         help_text="The kinds of data the agent may touch.",
     )
 
@@ -108,7 +114,9 @@ class ImportForm(forms.Form):
         super().__init__(*args, **kwargs)
         self.fields["agent"] = forms.ModelChoiceField(
             queryset=agent_list(user=user).exclude(state=Agent.State.DECOMMISSIONED),
-            to_field_name="slug", required=False, empty_label="—",
+            to_field_name="slug",
+            required=False,
+            empty_label="—",
             help_text="For an MCP configuration: the agent whose tools it declares.",
         )
         self.order_fields(["source", "file", "agent", "observed_at"])
@@ -136,11 +144,19 @@ class AgentUpdateForm(forms.Form):
 
     def __init__(self, *args, user, agent: Agent, **kwargs):
         kwargs.setdefault("auto_id", "agent_%s")
-        kwargs.setdefault("initial", {
-            "name": agent.name, "purpose": agent.purpose, "kind": agent.kind, "platform": agent.platform,
-            "environment": agent.environment, "autonomy_level": agent.autonomy_level,
-            "team": agent.team.slug if agent.team_id else None, "data_classes": agent.data_classes,
-        })
+        kwargs.setdefault(
+            "initial",
+            {
+                "name": agent.name,
+                "purpose": agent.purpose,
+                "kind": agent.kind,
+                "platform": agent.platform,
+                "environment": agent.environment,
+                "autonomy_level": agent.autonomy_level,
+                "team": agent.team.slug if agent.team_id else None,
+                "data_classes": agent.data_classes,
+            },
+        )
         super().__init__(*args, **kwargs)
         self.agent = agent
         self.fields["team"] = forms.ModelChoiceField(
@@ -184,7 +200,9 @@ class CredentialRecordForm(forms.Form):
         required=False, min_value=1, label="Rotation period (days)", help_text="Blank: the policy's period."
     )
     usage_tracked = forms.BooleanField(
-        required=False, initial=True, label="Provider reports usage",
+        required=False,
+        initial=True,
+        label="Provider reports usage",
         help_text="Untick if it does not: a blank last use then means unknown, not never used.",
     )
     ephemeral = forms.BooleanField(required=False, help_text="Short-lived, issued per task.")
@@ -206,7 +224,8 @@ class CredentialRevokeForm(forms.Form):
     """Why a credential was revoked at its provider (kept in the audit trail)."""
 
     reason = forms.CharField(
-        widget=forms.Textarea(attrs={"rows": 2}), max_length=2000,
+        widget=forms.Textarea(attrs={"rows": 2}),
+        max_length=2000,
         error_messages={"required": "Give a reason; it is kept in the audit trail."},
     )
 
@@ -231,7 +250,8 @@ class ToolAccessForm(forms.Form):
     access_levels = _choice_list(AccessLevel.choices, label="Access")
     data_classes = _choice_list(DataClass.choices, label="Data classes")
     destination = forms.ChoiceField(
-        choices=Tool.Destination.choices, initial=Tool.Destination.INTERNAL,
+        choices=Tool.Destination.choices,
+        initial=Tool.Destination.INTERNAL,
         help_text="External: calls leave the organisation.",
     )
 
@@ -242,7 +262,8 @@ class ToolAddForm(ToolAccessForm):
     name = forms.CharField(max_length=100)
     transport = forms.ChoiceField(choices=Tool.Transport.choices)
     endpoint = forms.CharField(
-        max_length=1000, label="Command or URL",
+        max_length=1000,
+        label="Command or URL",
         error_messages={"required": "Give the command line that starts it (stdio) or its URL."},
         help_text="stdio: the command line that starts it. Otherwise: its URL.",
     )

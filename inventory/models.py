@@ -56,6 +56,16 @@ class Team(models.Model):
         return self.name
 
 
+# Words the web UI uses after /agents/; no agent may take them as its slug.
+RESERVED_AGENT_SLUGS = frozenset({"new", "import", "imports", "export", "search"})
+
+
+def validate_agent_slug(value: str) -> None:
+    """Refuse slugs that the web UI's URLs use (``/agents/new/`` is the register page)."""
+    if value in RESERVED_AGENT_SLUGS:
+        raise ValidationError(f"{value!r} is reserved; choose another slug.")
+
+
 class Agent(models.Model):
     """An AI agent or other non-human identity with execution power, and its owner.
 
@@ -99,7 +109,7 @@ class Agent(models.Model):
 
     LIVE_STATES = (State.ACTIVE, State.SUSPENDED)
 
-    slug = models.SlugField(max_length=100, unique=True)
+    slug = models.SlugField(max_length=100, unique=True, validators=[validate_agent_slug])
     name = models.CharField(max_length=200)
     purpose = models.TextField(blank=True)
     kind = models.CharField(max_length=32, choices=Kind.choices)

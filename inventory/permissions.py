@@ -63,3 +63,16 @@ def allowed_transitions(user, agent: Agent) -> list[str]:
     if state != Agent.State.DECOMMISSIONED and (admin or owner):
         actions.append("decommission")
     return actions
+
+
+def can_transfer_ownership(user, agent: Agent) -> bool:
+    """Who may assign or transfer an agent's owner: IAM admins; the owner themselves; the backup
+    owner only once the owner is no longer active (an orphaned agent). A backup owner cannot
+    take an agent from an owner who is still there."""
+    if is_iam_admin(user):
+        return True
+    if not getattr(user, "is_authenticated", False) or not user.is_active or agent.owner_id is None:
+        return False
+    if user.pk == agent.owner_id:
+        return True
+    return user.pk == agent.backup_owner_id and not agent.owner.is_active

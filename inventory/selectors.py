@@ -122,7 +122,12 @@ def import_run_list(*, user):
 
 
 def person_list(*, user):
-    """Active people who may own or back up agents, ordered by username (ties by id)."""
+    """Active people who may own or back up agents (agent owners and IAM admins, never auditors),
+    ordered by username (ties by id)."""
     from django.contrib.auth import get_user_model
+    from django.db.models import Q
 
-    return get_user_model().objects.filter(is_active=True).order_by("username", "id")
+    from governance.roles import AGENT_OWNER, IAM_ADMIN
+
+    eligible = Q(is_superuser=True) | Q(groups__name__in=[AGENT_OWNER, IAM_ADMIN])
+    return get_user_model().objects.filter(eligible, is_active=True).distinct().order_by("username", "id")

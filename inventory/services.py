@@ -22,10 +22,10 @@ from governance.audit import Actor, audit_record, snapshot, to_json
 from governance.errors import Conflict, PermissionDenied, ValidationError
 from governance.findings import Condition, finding_raise, findings_resolve_for, findings_sync
 from governance.models import Policy
-from governance.roles import is_iam_admin
+from governance.roles import can_own_agents, is_iam_admin
 
-from .models import AccessLevel, Agent, Credential, Team, Tool, WorkloadIdentity
-from .permissions import can_change_agent, can_register_agent
+from .models import RESERVED_AGENT_SLUGS, AccessLevel, Agent, Credential, Team, Tool, WorkloadIdentity
+from .permissions import can_change_agent, can_register_agent, can_transfer_ownership
 
 User = get_user_model()
 
@@ -114,14 +114,21 @@ def _lock_changeable_agent(actor: Actor, agent: Agent, *, refusal: str) -> Agent
 
 
 def _check_person(user, field: str) -> None:
-    if user is not None and not user.is_active:
+    """Refuse an owner or backup owner who is inactive, or not an agent owner or IAM admin."""
+    if user is None:
+        return
+    if not user.is_active:
         raise ValidationError({field: f"{user.get_username()} is not an active person."})
+    if not can_own_agents(user):
+        raise ValidationError(
+            {field: f"{user.get_username()} is not an agent owner or IAM admin, so cannot own agents."}
+        )
 
 
 def _unique_slug(name: str) -> str:
     base = slugify(name)[:90] or "agent"
     slug, n = base, 2
-    while Agent.objects.filter(slug=slug).exists():
+    while slug in RESERVED_AGENT_SLUGS or Agent.objects.filter(slug=slug).exists():
         slug, n = f"{base}-{n}", n + 1
     return slug
 
@@ -264,6 +271,37 @@ def agent_update(*, actor: Actor, agent: Agent, **changes) -> Agent:
     return agent
 
 
+def agent_set_risk_tier(*, actor: Actor, agent: Agent, risk_tier: str, reason: str) -> Agent:
+    """Set an agent's risk tier by hand (IAM admins; a reason is required and audited).
+
+    ``risk_tier`` is one of ``low``, ``medium``, ``high``, ``critical`` (not back to unassessed).
+    Raises PermissionDenied, Conflict (decommissioned), ValidationError (unknown tier, no reason).
+    """
+    _require_admin(actor, "set an agent's risk tier")
+    reason = _require_reason(reason)
+    allowed = [t for t in Agent.RiskTier.values if t != Agent.RiskTier.UNASSESSED]
+    if risk_tier not in allowed:
+        raise ValidationError({"risk_tier": f"Choose one of: {', '.join(allowed)}."})
+    with transaction.atomic():
+        agent = _lock_agent(agent)
+        if agent.state == Agent.State.DECOMMISSIONED:
+            raise Conflict("A decommissioned agent's risk tier no longer changes.")
+        if agent.risk_tier == risk_tier:
+            return agent
+        before = snapshot(agent, ("risk_tier",))
+        agent.risk_tier = risk_tier
+        agent.updated_at = timezone.now()
+        agent.save(update_fields=["risk_tier", "updated_at"])
+        audit_record(
+            actor=actor,
+            verb="agent.set_risk_tier",
+            obj=agent,
+            before=before,
+            after={"risk_tier": risk_tier, "reason": reason},
+        )
+    return agent
+
+
 def _transition(*, actor: Actor, agent: Agent, action: str, to: str, reason: str, verb: str) -> Agent:
     """Lock, check permission (same rules as ``allowed_transitions``), check state, save, audit."""
     now = timezone.now()
@@ -384,23 +422,25 @@ def agent_decommission(*, actor: Actor, agent: Agent, reason: str) -> Agent:
 def agent_assign_owner(*, actor: Actor, agent: Agent, owner, backup_owner=..., reason: str = "") -> Agent:
     """Assign or transfer ownership of an agent to an active person.
 
-    IAM admins assign any agent (including imported, ownerless ones); an owner may transfer
-    their own agent. Leaving ``backup_owner`` out keeps it. Resolves the agent's unowned-agent
-    and orphaned-agent findings. Raises PermissionDenied, Conflict (decommissioned),
-    ValidationError (missing or inactive person, backup same as owner).
+    Who may: ``inventory.permissions.can_transfer_ownership`` — IAM admins for any agent
+    (including imported, ownerless ones), the owner for their own, the backup owner only once
+    the owner has left. Owners and backup owners must be active agent owners or IAM admins
+    (never auditors). Leaving ``backup_owner`` out keeps it. Resolves the agent's
+    unowned-agent and orphaned-agent findings. Raises PermissionDenied, Conflict
+    (decommissioned), ValidationError (missing, inactive or ineligible person, backup same as owner).
     """
-    if owner is None:
-        raise ValidationError({"owner": "Name the person who will own this agent."})
-    _check_person(owner, "owner")
     with transaction.atomic():
         agent = _lock_agent(agent)
         user = _user_of(actor)
         _require(
-            actor.is_system or is_iam_admin(user) or (agent.owner_id is not None and can_change_agent(user, agent)),
-            "Only IAM admins and the agent's owners may assign its owner.",
+            actor.is_system or can_transfer_ownership(user, agent),
+            "Only IAM admins and the agent's owner may transfer it (its backup owner may once the owner has left).",
         )
         if agent.state == Agent.State.DECOMMISSIONED:
             raise Conflict("A decommissioned agent cannot change owner.")
+        if owner is None:
+            raise ValidationError({"owner": "Name the person who will own this agent."})
+        _check_person(owner, "owner")
         new_backup = agent.backup_owner if backup_owner is ... else backup_owner
         _check_person(new_backup, "backup_owner")
         if new_backup is not None and new_backup.pk == owner.pk:
@@ -533,12 +573,33 @@ def credential_record(
             status_changed_at=now,
             recorded_at=now,
         )
+        _check_credential_dates(credential, now)
         credential.full_clean()
         credential.save()
         audit_record(
             actor=actor, verb="credential.record", obj=credential, after=snapshot(credential, CREDENTIAL_FIELDS), at=now
         )
     return credential
+
+
+CLOCK_SKEW = timedelta(minutes=5)
+
+
+def _check_credential_dates(credential: Credential, now: datetime) -> None:
+    """Refuse credential dates that cannot be true as of ``now`` (UTC), allowing 5 minutes of clock skew:
+    creation, rotation, use and observation in the future, or rotation and use before creation."""
+    c, errors = credential, {}
+    latest = now + CLOCK_SKEW
+    for name in ("created_at", "last_rotated_at", "last_used_at", "observed_at"):
+        value = getattr(c, name)
+        if value is not None and value > latest:
+            errors[name] = "This cannot be in the future."
+    for name in ("last_rotated_at", "last_used_at"):
+        value = getattr(c, name)
+        if name not in errors and value is not None and c.created_at is not None and value < c.created_at:
+            errors[name] = "This cannot be before the credential was created."
+    if errors:
+        raise ValidationError(errors)
 
 
 def credential_rotate(

@@ -142,8 +142,12 @@ def _agent_or_404(user, slug: str) -> Agent:
 # --- agent list ----------------------------------------------------------------------------
 
 AGENT_COLUMNS = [
-    ("name", "Agent"), ("state", "State"), ("risk_tier", "Risk tier"), ("environment", "Environment"),
-    ("owner", "Owner"), ("team", "Team"),
+    ("name", "Agent"),
+    ("state", "State"),
+    ("risk_tier", "Risk tier"),
+    ("environment", "Environment"),
+    ("owner", "Owner"),
+    ("team", "Team"),
 ]
 
 
@@ -182,8 +186,11 @@ TRANSITIONS = {
     "activate": (services.agent_activate, "Activate", "The agent may act once activated."),
     "reactivate": (services.agent_reactivate, "Reactivate", "Return the suspended agent to active."),
     "suspend": (services.agent_suspend, "Suspend", "Blocks every decision for this agent at once."),
-    "decommission": (services.agent_decommission, "Decommission",
-                     "Terminal. Every credential still active raises a finding."),
+    "decommission": (
+        services.agent_decommission,
+        "Decommission",
+        "Terminal. Every credential still active raises a finding.",
+    ),
 }
 
 
@@ -193,8 +200,14 @@ def _may_assign_owner(user, agent: Agent) -> bool:
 
 
 def _detail_context(
-    request: HttpRequest, agent: Agent, *, transition_errors=None, owner_form=None, bound=None,
-    refused: dict | None = None, notice: dict | None = None,
+    request: HttpRequest,
+    agent: Agent,
+    *,
+    transition_errors=None,
+    owner_form=None,
+    bound=None,
+    refused: dict | None = None,
+    notice: dict | None = None,
 ) -> dict:
     """Everything the agent page shows, in a constant number of queries.
 
@@ -206,16 +219,22 @@ def _detail_context(
     user = request.user
     bound = bound or {}
     actions = [
-        {"name": name, "label": TRANSITIONS[name][1], "help": TRANSITIONS[name][2],
-         "errors": (transition_errors or {}).get(name, [])}
+        {
+            "name": name,
+            "label": TRANSITIONS[name][1],
+            "help": TRANSITIONS[name][2],
+            "errors": (transition_errors or {}).get(name, []),
+        }
         for name in allowed_transitions(user, agent)
     ]
     may_assign = agent.state != Agent.State.DECOMMISSIONED and _may_assign_owner(user, agent)
     if may_assign and owner_form is None:
         owner_form = AssignOwnerForm(
             user=user,
-            initial={"owner": agent.owner.username if agent.owner_id else None,
-                     "backup_owner": agent.backup_owner.username if agent.backup_owner_id else None},
+            initial={
+                "owner": agent.owner.username if agent.owner_id else None,
+                "backup_owner": agent.backup_owner.username if agent.backup_owner_id else None,
+            },
         )
     manage = _manage_rights(user, agent)
     findings = finding_list(user=user).filter(agent_id=agent.pk, status__in=Finding.UNRESOLVED)
@@ -242,8 +261,11 @@ def _detail_context(
         if manage["change"]:
             t.access_form = bound.get(("tool", t.pk)) or ToolAccessForm(
                 auto_id=f"tool{t.pk}_%s",
-                initial={"access_levels": t.access_levels, "data_classes": t.data_classes,
-                         "destination": t.destination},
+                initial={
+                    "access_levels": t.access_levels,
+                    "data_classes": t.data_classes,
+                    "destination": t.destination,
+                },
             )
     forms = {}
     if manage["change"]:
@@ -294,11 +316,18 @@ def agent_transition(request: HttpRequest, slug: str, action: str) -> HttpRespon
     try:
         service(actor=Actor.person(request.user), agent=agent, reason=form.cleaned_data.get("reason", ""))
     except ValidationError as exc:
-        errors = {action: [m for msgs in exc.message_dict.values() for m in msgs]
-                  if hasattr(exc, "error_dict") else exc.messages}
+        errors = {
+            action: [m for msgs in exc.message_dict.values() for m in msgs]
+            if hasattr(exc, "error_dict")
+            else exc.messages
+        }
         agent = _agent_or_404(request.user, slug)
-        return render(request, "inventory/agent_detail.html",
-                      _detail_context(request, agent, transition_errors=errors), status=400)
+        return render(
+            request,
+            "inventory/agent_detail.html",
+            _detail_context(request, agent, transition_errors=errors),
+            status=400,
+        )
     except Conflict as exc:
         return refusal(request, exc, 409)
     messages.success(request, f"{agent.name}: {TRANSITIONS[action][1].lower()} done.")
@@ -316,8 +345,11 @@ def agent_assign_owner(request: HttpRequest, slug: str) -> HttpResponse:
     if form.is_valid():
         try:
             services.agent_assign_owner(
-                actor=Actor.person(request.user), agent=agent, owner=form.cleaned_data["owner"],
-                backup_owner=form.cleaned_data["backup_owner"], reason=form.cleaned_data["reason"],
+                actor=Actor.person(request.user),
+                agent=agent,
+                owner=form.cleaned_data["owner"],
+                backup_owner=form.cleaned_data["backup_owner"],
+                reason=form.cleaned_data["reason"],
             )
         except ValidationError as exc:
             apply_service_errors(form, exc)
@@ -346,10 +378,17 @@ def agent_create(request: HttpRequest) -> HttpResponse:
             try:
                 agent = services.agent_register(
                     actor=Actor.person(request.user),
-                    name=data["name"], slug=data["slug"], purpose=data["purpose"], kind=data["kind"],
-                    platform=data["platform"], environment=data["environment"],
-                    owner=data.get("owner", request.user), backup_owner=data["backup_owner"], team=data["team"],
-                    autonomy_level=data["autonomy_level"], data_classes=data["data_classes"],
+                    name=data["name"],
+                    slug=data["slug"],
+                    purpose=data["purpose"],
+                    kind=data["kind"],
+                    platform=data["platform"],
+                    environment=data["environment"],
+                    owner=data.get("owner", request.user),
+                    backup_owner=data["backup_owner"],
+                    team=data["team"],
+                    autonomy_level=data["autonomy_level"],
+                    data_classes=data["data_classes"],
                 )
             except ValidationError as exc:
                 apply_service_errors(form, exc)
@@ -387,7 +426,14 @@ SECTION_PARTIALS = {
 
 
 def _manage(
-    request: HttpRequest, slug: str, *, section: str, call, form=None, key=None, done: str,
+    request: HttpRequest,
+    slug: str,
+    *,
+    section: str,
+    call,
+    form=None,
+    key=None,
+    done: str,
     renames: dict[str, str] | None = None,
 ) -> HttpResponse:
     """Authorise, parse ``form``, run ``call(cleaned_data)`` (one service call) and answer.
@@ -424,14 +470,16 @@ def _manage(
         return render(request, f"{status}.html", {"exception": refused}, status=status)
     agent = _agent_or_404(request.user, slug)
     context = _detail_context(
-        request, agent,
+        request,
+        agent,
         bound={key: form} if status == 400 and form is not None else None,
         refused={"section": section, "message": refused} if refused else None,
         notice={"section": section, "message": done} if status == 200 else None,
     )
     template = "inventory/agent_detail.html"
-    response = render(request, f"{template}#{SECTION_PARTIALS[section]}" if partial else template, context,
-                      status=status)
+    response = render(
+        request, f"{template}#{SECTION_PARTIALS[section]}" if partial else template, context, status=status
+    )
     patch_vary_headers(response, ("HX-Request",))
     return response
 
@@ -457,8 +505,9 @@ def agent_update(request: HttpRequest, slug: str) -> HttpResponse:
         services.agent_update(actor=Actor.person(request.user), agent=agent, **changes)
         return None
 
-    return _manage(request, slug, section="profile", form=form, key="agent", call=call,
-                   done=f"{agent.name}: description updated.")
+    return _manage(
+        request, slug, section="profile", form=form, key="agent", call=call, done=f"{agent.name}: description updated."
+    )
 
 
 @login_required
@@ -470,8 +519,9 @@ def credential_record(request: HttpRequest, slug: str) -> HttpResponse:
     def call(agent, data):
         services.credential_record(actor=Actor.person(request.user), agent=agent, **data)
 
-    return _manage(request, slug, section="credentials", form=form, key="credential", call=call,
-                   done="Credential recorded.")
+    return _manage(
+        request, slug, section="credentials", form=form, key="credential", call=call, done="Credential recorded."
+    )
 
 
 @login_required
@@ -483,8 +533,11 @@ def credential_rotate(request: HttpRequest, slug: str, pk: int) -> HttpResponse:
     def call(agent, data):
         credential = _item_or_404(selectors.credential_list(user=request.user), pk, agent, "credential")
         services.credential_rotate(
-            actor=Actor.person(request.user), credential=credential, rotated_at=data["rotated_at"],
-            fingerprint=data["fingerprint"], expires_at=data["expires_at"],
+            actor=Actor.person(request.user),
+            credential=credential,
+            rotated_at=data["rotated_at"],
+            fingerprint=data["fingerprint"],
+            expires_at=data["expires_at"],
         )
         return f"{credential}: rotation recorded."
 
@@ -514,8 +567,9 @@ def workload_identity_add(request: HttpRequest, slug: str) -> HttpResponse:
     def call(agent, data):
         services.workload_identity_add(actor=Actor.person(request.user), agent=agent, **data)
 
-    return _manage(request, slug, section="identities", form=form, key="identity", call=call,
-                   done="Workload identity bound.")
+    return _manage(
+        request, slug, section="identities", form=form, key="identity", call=call, done="Workload identity bound."
+    )
 
 
 @login_required
@@ -539,14 +593,23 @@ def tool_add(request: HttpRequest, slug: str) -> HttpResponse:
 
     def call(agent, data):
         services.tool_add(
-            actor=Actor.person(request.user), agent=agent, name=data["name"], transport=data["transport"],
-            command=data["command"], args=data["args"], url=data["url"], access_levels=data["access_levels"],
-            data_classes=data["data_classes"], destination=data["destination"], source="entered by hand",
+            actor=Actor.person(request.user),
+            agent=agent,
+            name=data["name"],
+            transport=data["transport"],
+            command=data["command"],
+            args=data["args"],
+            url=data["url"],
+            access_levels=data["access_levels"],
+            data_classes=data["data_classes"],
+            destination=data["destination"],
+            source="entered by hand",
         )
         return f"Tool {data['name']} added."
 
-    return _manage(request, slug, section="tools", form=form, key="tool", call=call, done="",
-                   renames=ToolAddForm.SERVICE_FIELDS)
+    return _manage(
+        request, slug, section="tools", form=form, key="tool", call=call, done="", renames=ToolAddForm.SERVICE_FIELDS
+    )
 
 
 @login_required
@@ -596,8 +659,11 @@ def import_create(request: HttpRequest) -> HttpResponse:
             upload = form.cleaned_data["file"]
             try:
                 run = run_import(
-                    actor=Actor.person(request.user), source=form.cleaned_data["source"], content=upload.read(),
-                    filename=upload.name, agent=form.cleaned_data["agent"],
+                    actor=Actor.person(request.user),
+                    source=form.cleaned_data["source"],
+                    content=upload.read(),
+                    filename=upload.name,
+                    agent=form.cleaned_data["agent"],
                     observed_at=form.cleaned_data["observed_at"],
                 )
             except ValidationError as exc:
@@ -612,8 +678,12 @@ def import_create(request: HttpRequest) -> HttpResponse:
     shown = None
     if request.GET.get("run", "").isdigit():
         shown = next((r for r in runs if r.pk == int(request.GET["run"])), None)
-    return render(request, "inventory/import_form.html",
-                  {"section": "imports", "form": form, "runs": runs, "shown": shown}, status=status)
+    return render(
+        request,
+        "inventory/import_form.html",
+        {"section": "imports", "form": form, "runs": runs, "shown": shown},
+        status=status,
+    )
 
 
 @login_required

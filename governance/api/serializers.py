@@ -131,10 +131,29 @@ class FindingSerializer(OutputModelSerializer):
     class Meta:
         model = Finding
         fields = [
-            "id", "kind", "severity", "status", "title", "detail", "framework_refs", "evidence",
-            "subject_type", "subject_id", "subject_label", "agent", "agent_name", "credential_external_id",
-            "first_seen_at", "last_seen_at", "acknowledged_at", "acknowledged_by", "risk_accepted_until",
-            "risk_accepted_by", "resolved_at", "resolved_by", "resolution_note",
+            "id",
+            "kind",
+            "severity",
+            "status",
+            "title",
+            "detail",
+            "framework_refs",
+            "evidence",
+            "subject_type",
+            "subject_id",
+            "subject_label",
+            "agent",
+            "agent_name",
+            "credential_external_id",
+            "first_seen_at",
+            "last_seen_at",
+            "acknowledged_at",
+            "acknowledged_by",
+            "risk_accepted_until",
+            "risk_accepted_by",
+            "resolved_at",
+            "resolved_by",
+            "resolution_note",
         ]
 
     def get_subject_type(self, obj: Finding) -> str:
@@ -177,6 +196,18 @@ class AuditEventSerializer(OutputModelSerializer):
     class Meta:
         model = AuditEvent
         fields = [
-            "id", "occurred_at", "actor_type", "actor_id", "actor_label", "verb", "object_type", "object_id",
-            "object_label", "before", "after", "request_id", "prev_hash", "hash",
+            "id",
+            "occurred_at",
+            "actor_type",
+            "actor_id",
+            "actor_label",
+            "verb",
+            "object_type",
+            "object_id",
+            "object_label",
+            "before",
+            "after",
+            "request_id",
+            "prev_hash",
+            "hash",
         ]

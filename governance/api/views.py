@@ -46,8 +46,9 @@ class FindingViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, WarrantVi
     def _render(self, finding: Finding):
         return self.render(selectors.finding_get(user=self.request.user, pk=finding.pk))
 
-    @extend_schema(summary="Acknowledge an open finding", request=FindingNoteInputSerializer,
-                   responses=FindingSerializer)
+    @extend_schema(
+        summary="Acknowledge an open finding", request=FindingNoteInputSerializer, responses=FindingSerializer
+    )
     @action(detail=True, methods=["post"])
     def acknowledge(self, request, pk=None):
         finding = self.get_object()
@@ -61,8 +62,11 @@ class FindingViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, WarrantVi
         data = self.parse(FindingResolveInputSerializer)
         return self._render(services.finding_resolve(actor=self.actor, finding=finding, **data))
 
-    @extend_schema(summary="Accept a finding's risk until a date (IAM admins)",
-                   request=FindingAcceptRiskInputSerializer, responses=FindingSerializer)
+    @extend_schema(
+        summary="Accept a finding's risk until a date (IAM admins)",
+        request=FindingAcceptRiskInputSerializer,
+        responses=FindingSerializer,
+    )
     @action(detail=True, methods=["post"], url_path="accept-risk")
     def accept_risk(self, request, pk=None):
         finding = self.get_object()

@@ -78,9 +78,28 @@ class AgentSerializer(OutputModelSerializer):
     class Meta:
         model = Agent
         fields = [
-            "id", "slug", "name", "purpose", "kind", "platform", "environment", "owner", "backup_owner", "team",
-            "state", "state_changed_at", "state_reason", "autonomy_level", "data_classes", "risk_tier", "source",
-            "external_ref", "next_attestation_due", "created_at", "updated_at", "allowed_actions",
+            "id",
+            "slug",
+            "name",
+            "purpose",
+            "kind",
+            "platform",
+            "environment",
+            "owner",
+            "backup_owner",
+            "team",
+            "state",
+            "state_changed_at",
+            "state_reason",
+            "autonomy_level",
+            "data_classes",
+            "risk_tier",
+            "source",
+            "external_ref",
+            "next_attestation_due",
+            "created_at",
+            "updated_at",
+            "allowed_actions",
         ]
 
     def get_allowed_actions(self, obj: Agent) -> list[str]:
@@ -90,8 +109,16 @@ class AgentSerializer(OutputModelSerializer):
 
 
 AGENT_READ_ONLY = (
-    "id", "state", "state_changed_at", "state_reason", "source", "external_ref", "next_attestation_due",
-    "created_at", "updated_at", "allowed_actions",
+    "id",
+    "state",
+    "state_changed_at",
+    "state_reason",
+    "source",
+    "external_ref",
+    "next_attestation_due",
+    "created_at",
+    "updated_at",
+    "allowed_actions",
 )
 
 
@@ -174,9 +201,25 @@ class CredentialSerializer(OutputModelSerializer):
     class Meta:
         model = Credential
         fields = [
-            "id", "agent", "agent_name", "kind", "provider", "external_id", "fingerprint", "label", "created_at",
-            "last_rotated_at", "last_used_at", "usage_tracked", "observed_at", "expires_at", "rotation_period_days",
-            "ephemeral", "status", "status_changed_at", "recorded_at",
+            "id",
+            "agent",
+            "agent_name",
+            "kind",
+            "provider",
+            "external_id",
+            "fingerprint",
+            "label",
+            "created_at",
+            "last_rotated_at",
+            "last_used_at",
+            "usage_tracked",
+            "observed_at",
+            "expires_at",
+            "rotation_period_days",
+            "ephemeral",
+            "status",
+            "status_changed_at",
+            "recorded_at",
         ]
 
 
@@ -230,8 +273,21 @@ class ToolSerializer(OutputModelSerializer):
     class Meta:
         model = Tool
         fields = [
-            "id", "agent", "agent_name", "name", "transport", "command", "args", "url", "env_keys", "access_levels",
-            "data_classes", "destination", "source", "created_at", "updated_at",
+            "id",
+            "agent",
+            "agent_name",
+            "name",
+            "transport",
+            "command",
+            "args",
+            "url",
+            "env_keys",
+            "access_levels",
+            "data_classes",
+            "destination",
+            "source",
+            "created_at",
+            "updated_at",
         ]
 
 
@@ -267,6 +323,7 @@ class ToolCreateInputSerializer(ToolUpdateInputSerializer):
 
 
 # --- imports -------------------------------------------------------------------------------
+
 
 class ImportInputSerializer(StrictInputSerializer):
     """multipart/form-data: ``source``, ``file`` (size and content are judged by the importer),

@@ -121,23 +121,28 @@ class AgentViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, WarrantView
         agent = services.agent_register(actor=self.actor, **data)
         return self.render(agent, code=status.HTTP_201_CREATED)
 
-    @extend_schema(summary="Change an agent's description", request=AgentUpdateInputSerializer,
-                   responses=AgentSerializer)
+    @extend_schema(
+        summary="Change an agent's description", request=AgentUpdateInputSerializer, responses=AgentSerializer
+    )
     def partial_update(self, request, slug=None):
         agent = self.get_object()
         data = self.parse(AgentUpdateInputSerializer, partial=True)
         return self.render(services.agent_update(actor=self.actor, agent=agent, **data))
 
-    @extend_schema(summary="Activate a proposed agent (IAM admins)", request=OptionalReasonInputSerializer,
-                   responses=AgentSerializer)
+    @extend_schema(
+        summary="Activate a proposed agent (IAM admins)",
+        request=OptionalReasonInputSerializer,
+        responses=AgentSerializer,
+    )
     @action(detail=True, methods=["post"])
     def activate(self, request, slug=None):
         agent = self.get_object()
         data = self.parse(OptionalReasonInputSerializer)
         return self.render(services.agent_activate(actor=self.actor, agent=agent, **data))
 
-    @extend_schema(summary="Reactivate a suspended agent (IAM admins)", request=ReasonInputSerializer,
-                   responses=AgentSerializer)
+    @extend_schema(
+        summary="Reactivate a suspended agent (IAM admins)", request=ReasonInputSerializer, responses=AgentSerializer
+    )
     @action(detail=True, methods=["post"])
     def reactivate(self, request, slug=None):
         agent = self.get_object()
@@ -194,8 +199,11 @@ class WorkloadIdentityViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, 
             return WorkloadIdentity.objects.none()
         return selectors.workload_identity_list(user=self.request.user)
 
-    @extend_schema(summary="Bind a workload identity to an agent", request=WorkloadIdentityInputSerializer,
-                   responses={201: WorkloadIdentitySerializer})
+    @extend_schema(
+        summary="Bind a workload identity to an agent",
+        request=WorkloadIdentityInputSerializer,
+        responses={201: WorkloadIdentitySerializer},
+    )
     def create(self, request):
         data = self.parse(WorkloadIdentityInputSerializer)
         identity = services.workload_identity_add(actor=self.actor, **data)
@@ -223,8 +231,9 @@ class CredentialViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Warran
             return Credential.objects.none()
         return selectors.credential_list(user=self.request.user)
 
-    @extend_schema(summary="Record a credential", request=CredentialCreateInputSerializer,
-                   responses={201: CredentialSerializer})
+    @extend_schema(
+        summary="Record a credential", request=CredentialCreateInputSerializer, responses={201: CredentialSerializer}
+    )
     def create(self, request):
         data = self.parse(CredentialCreateInputSerializer)
         credential = services.credential_record(actor=self.actor, **data)
@@ -237,8 +246,11 @@ class CredentialViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Warran
         data = self.parse(CredentialRotateInputSerializer)
         return self.render(services.credential_rotate(actor=self.actor, credential=credential, **data))
 
-    @extend_schema(summary="Record that a credential was revoked", request=CredentialRevokeInputSerializer,
-                   responses=CredentialSerializer)
+    @extend_schema(
+        summary="Record that a credential was revoked",
+        request=CredentialRevokeInputSerializer,
+        responses=CredentialSerializer,
+    )
     @action(detail=True, methods=["post"])
     def revoke(self, request, pk=None):
         credential = self.get_object()
@@ -298,8 +310,11 @@ class ImportViewSet(mixins.ListModelMixin, WarrantViewSet):
             return ImportRun.objects.none()
         return selectors.import_run_list(user=self.request.user)
 
-    @extend_schema(summary="Run an import", request={"multipart/form-data": ImportInputSerializer},
-                   responses={201: ImportRunSerializer})
+    @extend_schema(
+        summary="Run an import",
+        request={"multipart/form-data": ImportInputSerializer},
+        responses={201: ImportRunSerializer},
+    )
     def create(self, request):
         data = self.parse(ImportInputSerializer)
         upload = data.pop("file")

@@ -68,23 +68,43 @@ def run_import(
         report = aws.parse(content, observed_at=observed_at, now=now)
         with transaction.atomic():
             summary = {"format": report.format, **aws.apply(report, actor=actor, now=now)}
-            return _record_run(actor=actor, source=source, content=content, filename=filename, agent=None,
-                               observed_at=report.observed_at, summary=summary, now=now)
+            return _record_run(
+                actor=actor,
+                source=source,
+                content=content,
+                filename=filename,
+                agent=None,
+                observed_at=report.observed_at,
+                summary=summary,
+                now=now,
+            )
 
     if agent is None:
         raise ImportFailed("Name the agent whose MCP client configuration this is.", field="agent")
-    _require(actor.is_system or can_change_agent(actor.user, agent),
-             "You may import tools only for agents you own or back up.")
+    _require(
+        actor.is_system or can_change_agent(actor.user, agent),
+        "You may import tools only for agents you own or back up.",
+    )
     config = mcp.parse(content)
     with transaction.atomic():
         agent = Agent.objects.select_for_update().get(pk=agent.pk)
-        _require(actor.is_system or can_change_agent(actor.user, agent),
-                 "You may import tools only for agents you own or back up.")
+        _require(
+            actor.is_system or can_change_agent(actor.user, agent),
+            "You may import tools only for agents you own or back up.",
+        )
         if agent.state == Agent.State.DECOMMISSIONED:
             raise Conflict("A decommissioned agent cannot gain tools.")
         summary = {"layout": config.layout, **mcp.apply(config, actor=actor, agent=agent, filename=filename, now=now)}
-        return _record_run(actor=actor, source=source, content=content, filename=filename, agent=agent,
-                           observed_at=None, summary=summary, now=now)
+        return _record_run(
+            actor=actor,
+            source=source,
+            content=content,
+            filename=filename,
+            agent=agent,
+            observed_at=None,
+            summary=summary,
+            now=now,
+        )
 
 
 def _require(condition: bool, message: str) -> None:
@@ -92,17 +112,42 @@ def _require(condition: bool, message: str) -> None:
         raise PermissionDenied(message)
 
 
-def _record_run(*, actor: Actor, source: str, content: bytes, filename: str, agent: Agent | None,
-                observed_at: datetime | None, summary: dict, now: datetime) -> ImportRun:
+def _record_run(
+    *,
+    actor: Actor,
+    source: str,
+    content: bytes,
+    filename: str,
+    agent: Agent | None,
+    observed_at: datetime | None,
+    summary: dict,
+    now: datetime,
+) -> ImportRun:
     run = ImportRun(
-        source=source, filename=(filename or "")[:255], sha256=sha256_hex(content), observed_at=observed_at,
-        created_at=now, actor_type=actor.type, actor_label=actor.label[:200], agent=agent, summary=summary,
+        source=source,
+        filename=(filename or "")[:255],
+        sha256=sha256_hex(content),
+        observed_at=observed_at,
+        created_at=now,
+        actor_type=actor.type,
+        actor_label=actor.label[:200],
+        agent=agent,
+        summary=summary,
     )
     run.full_clean()
     run.save()
     audit_record(
-        actor=actor, verb="import.run", obj=run, at=now,
-        after={"source": source, "filename": run.filename, "sha256": run.sha256, "agent": agent.slug if agent else None,
-               "observed_at": observed_at, "summary": summary},
+        actor=actor,
+        verb="import.run",
+        obj=run,
+        at=now,
+        after={
+            "source": source,
+            "filename": run.filename,
+            "sha256": run.sha256,
+            "agent": agent.slug if agent else None,
+            "observed_at": observed_at,
+            "summary": summary,
+        },
     )
     return run

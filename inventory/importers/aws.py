@@ -38,7 +38,7 @@ from governance.audit import Actor, PendingEvent, audit_record_many, object_type
 from governance.errors import Conflict
 from governance.findings import Condition, finding_raise, findings_resolve_for
 
-from ..models import Agent, Credential, WorkloadIdentity
+from ..models import RESERVED_AGENT_SLUGS, Agent, Credential, WorkloadIdentity
 from .base import ImportFailed, decode_text, fail, locate_key, parse_timestamp
 
 PROVIDER = "aws"
@@ -47,7 +47,12 @@ ROOT_USER = "<root_account>"
 FUTURE_SKEW = timedelta(minutes=5)
 
 BOOL_COLUMNS = (
-    "password_enabled", "mfa_active", "access_key_1_active", "access_key_2_active", "cert_1_active", "cert_2_active",
+    "password_enabled",
+    "mfa_active",
+    "access_key_1_active",
+    "access_key_2_active",
+    "cert_1_active",
+    "cert_2_active",
 )
 # Timestamp columns and the placeholder words AWS writes in each when there is no time.
 TIME_COLUMNS: dict[str, frozenset[str]] = {
@@ -63,26 +68,47 @@ TIME_COLUMNS: dict[str, frozenset[str]] = {
     "cert_2_last_rotated": frozenset({"N/A"}),
 }
 REQUIRED_COLUMNS = ("user", "arn", *TIME_COLUMNS, *BOOL_COLUMNS)
-KNOWN_COLUMNS = frozenset((*REQUIRED_COLUMNS, "access_key_1_last_used_region", "access_key_1_last_used_service",
-                           "access_key_2_last_used_region", "access_key_2_last_used_service"))
+KNOWN_COLUMNS = frozenset(
+    (
+        *REQUIRED_COLUMNS,
+        "access_key_1_last_used_region",
+        "access_key_1_last_used_service",
+        "access_key_2_last_used_region",
+        "access_key_2_last_used_service",
+    )
+)
 USER_ARN = re.compile(r"^arn:aws[a-z-]*:iam::(\d{12}):user/(?:[\x21-\x7e]*/)?([\w+=,.@-]+)$")
 ROOT_ARN = re.compile(r"^arn:aws[a-z-]*:iam::\d{12}:root$")
 MAX_ARN = 280  # leaves room for "#access_key_1" in a 300-character external id
 
 # (slot, kind, active column, last-rotated column, last-used column or None)
 SLOTS = (
-    ("access_key_1", Credential.Kind.ACCESS_KEY, "access_key_1_active", "access_key_1_last_rotated",
-     "access_key_1_last_used_date"),
-    ("access_key_2", Credential.Kind.ACCESS_KEY, "access_key_2_active", "access_key_2_last_rotated",
-     "access_key_2_last_used_date"),
+    (
+        "access_key_1",
+        Credential.Kind.ACCESS_KEY,
+        "access_key_1_active",
+        "access_key_1_last_rotated",
+        "access_key_1_last_used_date",
+    ),
+    (
+        "access_key_2",
+        Credential.Kind.ACCESS_KEY,
+        "access_key_2_active",
+        "access_key_2_last_rotated",
+        "access_key_2_last_used_date",
+    ),
     ("cert_1", Credential.Kind.SIGNING_CERTIFICATE, "cert_1_active", "cert_1_last_rotated", None),
     ("cert_2", Credential.Kind.SIGNING_CERTIFICATE, "cert_2_active", "cert_2_last_rotated", None),
 )
 CONSOLE_PASSWORD_SLOT = "console_password"
 ALL_SLOTS = tuple(s[0] for s in SLOTS) + (CONSOLE_PASSWORD_SLOT,)
 CREDENTIAL_FINDING_KINDS = (
-    "unused_credential", "unrotated_credential", "expiring_credential", "expired_credential_active",
-    "credential_on_decommissioned_agent", "console_password_on_nhi",
+    "unused_credential",
+    "unrotated_credential",
+    "expiring_credential",
+    "expired_credential_active",
+    "credential_on_decommissioned_agent",
+    "console_password_on_nhi",
 )
 
 
@@ -142,15 +168,17 @@ def parse(content: bytes, *, observed_at: datetime | None = None, now: datetime)
     problem, naming line and column (and the CSV column name).
     """
     if observed_at is not None and (observed_at.tzinfo is None or observed_at.utcoffset() is None):
-        raise ImportFailed("Give the report's generation time with a UTC offset, e.g. 2026-11-15T06:00:00+00:00.",
-                           field="observed_at")
+        raise ImportFailed(
+            "Give the report's generation time with a UTC offset, e.g. 2026-11-15T06:00:00+00:00.", field="observed_at"
+        )
     text = decode_text(content)
     if text.lstrip().startswith(("{", "[")):
         csv_text, generated, prefix = _unwrap_json(text)
         fmt = "json"
         if generated is None and observed_at is None:
-            raise ImportFailed("The report has no GeneratedTime; give observed_at, the time it was generated.",
-                               field="observed_at")
+            raise ImportFailed(
+                "The report has no GeneratedTime; give observed_at, the time it was generated.", field="observed_at"
+            )
         report_time = generated or observed_at
     else:
         csv_text, prefix, fmt = text, "", "csv"
@@ -196,8 +224,9 @@ def _unwrap_json(text: str) -> tuple[str, datetime | None, str]:
         except ValueError:
             generated = None
         if generated is None:
-            raise fail(f"GeneratedTime {raw!r} is not an ISO 8601 timestamp with a UTC offset.",
-                       *where("GeneratedTime"))
+            raise fail(
+                f"GeneratedTime {raw!r} is not an ISO 8601 timestamp with a UTC offset.", *where("GeneratedTime")
+            )
     content = doc["Content"]
     line, column = where("Content")
     if not isinstance(content, str):
@@ -232,7 +261,10 @@ def _parse_csv(text: str, report_time: datetime, prefix: str) -> tuple[list[Repo
             raise fail(
                 "Not an AWS IAM credential report: the header lacks the column"
                 f"{'s' if len(missing) > 1 else ''} {', '.join(missing)}.",
-                header_line, column, header[column - 1] if unknown else "", prefix=prefix,
+                header_line,
+                column,
+                header[column - 1] if unknown else "",
+                prefix=prefix,
             )
         index = {name: i for i, name in enumerate(header)}
         users: list[ReportUser] = []
@@ -244,8 +276,12 @@ def _parse_csv(text: str, report_time: datetime, prefix: str) -> tuple[list[Repo
                 continue
             line = reader.line_num
             if len(row) != len(header):
-                raise fail(f"{len(row)} fields where the header has {len(header)}.", line,
-                           min(len(row), len(header)) + 1, prefix=prefix)
+                raise fail(
+                    f"{len(row)} fields where the header has {len(header)}.",
+                    line,
+                    min(len(row), len(header)) + 1,
+                    prefix=prefix,
+                )
             parsed = _parse_row(row, index, line, report_time, prefix)
             if parsed is None:
                 root_rows += 1
@@ -255,8 +291,13 @@ def _parse_csv(text: str, report_time: datetime, prefix: str) -> tuple[list[Repo
             for key, seen_at in ((parsed.name, by_name), (parsed.arn, by_arn)):
                 if key in seen_at:
                     col = "user" if seen_at is by_name else "arn"
-                    raise fail(f"{key!r} appears again (first on line {seen_at[key]}).", line, index[col] + 1, col,
-                               prefix=prefix)
+                    raise fail(
+                        f"{key!r} appears again (first on line {seen_at[key]}).",
+                        line,
+                        index[col] + 1,
+                        col,
+                        prefix=prefix,
+                    )
                 seen_at[key] = line
             users.append(parsed)
     except csv.Error as exc:
@@ -299,8 +340,9 @@ class _Row:
             raise self.error(col, f"{value!r} is not an ISO 8601 timestamp with a UTC offset{also}.")
 
 
-def _parse_row(row: list[str], index: dict[str, int], line: int, report_time: datetime,
-               prefix: str) -> ReportUser | None:
+def _parse_row(
+    row: list[str], index: dict[str, int], line: int, report_time: datetime, prefix: str
+) -> ReportUser | None:
     """A ``ReportUser`` for one line, or None for the root account's line (validated all the same)."""
     r = _Row(row, index, line, prefix)
     name, arn = r.raw("user"), r.raw("arn")
@@ -336,27 +378,66 @@ def _parse_row(row: list[str], index: dict[str, int], line: int, report_time: da
             if bools[active_col]:
                 raise r.error(active_col, f"{slot} is active but {rotated_col} is N/A.")
             continue
-        credentials.append(ReportCredential(
-            slot=slot, kind=kind, active=bools[active_col], created_at=rotated, last_rotated_at=rotated,
-            last_used_at=times[used_col] if used_col else None, usage_tracked=used_col is not None,
-        ))
+        credentials.append(
+            ReportCredential(
+                slot=slot,
+                kind=kind,
+                active=bools[active_col],
+                created_at=rotated,
+                last_rotated_at=rotated,
+                last_used_at=times[used_col] if used_col else None,
+                usage_tracked=used_col is not None,
+            )
+        )
     if bools["password_enabled"]:
         changed = times["password_last_changed"]
-        credentials.append(ReportCredential(
-            slot=CONSOLE_PASSWORD_SLOT, kind=Credential.Kind.CONSOLE_PASSWORD, active=True,
-            created_at=changed or created, last_rotated_at=changed, last_used_at=times["password_last_used"],
-            usage_tracked=False,
-        ))
-    return ReportUser(line=line, name=name, arn=arn, created_at=created, password_enabled=bools["password_enabled"],
-                      credentials=tuple(credentials))
+        credentials.append(
+            ReportCredential(
+                slot=CONSOLE_PASSWORD_SLOT,
+                kind=Credential.Kind.CONSOLE_PASSWORD,
+                active=True,
+                created_at=changed or created,
+                last_rotated_at=changed,
+                last_used_at=times["password_last_used"],
+                usage_tracked=False,
+            )
+        )
+    return ReportUser(
+        line=line,
+        name=name,
+        arn=arn,
+        created_at=created,
+        password_enabled=bools["password_enabled"],
+        credentials=tuple(credentials),
+    )
 
 
 # --- apply (one transaction, audited) -------------------------------------------------------
 
-CREDENTIAL_SNAPSHOT = ("agent", "kind", "provider", "external_id", "created_at", "last_rotated_at", "last_used_at",
-                       "usage_tracked", "observed_at", "status")
-AGENT_SNAPSHOT = ("slug", "name", "purpose", "kind", "platform", "environment", "owner", "state", "source",
-                  "external_ref")
+CREDENTIAL_SNAPSHOT = (
+    "agent",
+    "kind",
+    "provider",
+    "external_id",
+    "created_at",
+    "last_rotated_at",
+    "last_used_at",
+    "usage_tracked",
+    "observed_at",
+    "status",
+)
+AGENT_SNAPSHOT = (
+    "slug",
+    "name",
+    "purpose",
+    "kind",
+    "platform",
+    "environment",
+    "owner",
+    "state",
+    "source",
+    "external_ref",
+)
 
 
 def _event(verb: str, obj, *, before: dict | None = None, after: dict | None = None) -> PendingEvent:
@@ -380,11 +461,24 @@ def apply(report: CredentialReport, *, actor: Actor, now: datetime) -> dict[str,
     (``audit_record_many``). A second run on the same report writes nothing to the inventory.
     Raises ``Conflict`` when the inventory binds one ARN to two agents.
     """
-    counts = dict.fromkeys((
-        "users", "agents_created", "agents_matched", "people_skipped", "root_skipped", "identities_added",
-        "credentials_created", "credentials_updated", "credentials_rotated", "credentials_revoked",
-        "credentials_unchanged", "credentials_older_report", "unowned_findings_opened",
-    ), 0)
+    counts = dict.fromkeys(
+        (
+            "users",
+            "agents_created",
+            "agents_matched",
+            "people_skipped",
+            "root_skipped",
+            "identities_added",
+            "credentials_created",
+            "credentials_updated",
+            "credentials_rotated",
+            "credentials_revoked",
+            "credentials_unchanged",
+            "credentials_older_report",
+            "unowned_findings_opened",
+        ),
+        0,
+    )
     counts["users"] = len(report.users)
     counts["root_skipped"] = report.root_rows
     arns = [u.arn for u in report.users]
@@ -392,8 +486,9 @@ def apply(report: CredentialReport, *, actor: Actor, now: datetime) -> dict[str,
     events: list[PendingEvent] = []
 
     # Agents.
-    taken_slugs = set(Agent.objects.filter(slug__in=[_slug_base(u.name) for u in report.users]).values_list(
-        "slug", flat=True))
+    taken_slugs = set(
+        Agent.objects.filter(slug__in=[_slug_base(u.name) for u in report.users]).values_list("slug", flat=True)
+    )
     new_agents: list[tuple[ReportUser, Agent]] = []
     for user in report.users:
         agent = agents.get(user.arn)
@@ -405,17 +500,27 @@ def apply(report: CredentialReport, *, actor: Actor, now: datetime) -> dict[str,
             continue
         slug = _free_slug(_slug_base(user.name), taken_slugs)
         agent = Agent(
-            slug=slug, name=user.name, kind=Agent.Kind.SERVICE_ACCOUNT, platform=PLATFORM,
+            slug=slug,
+            name=user.name,
+            kind=Agent.Kind.SERVICE_ACCOUNT,
+            platform=PLATFORM,
             purpose=f"IAM user found in an AWS IAM credential report ({user.arn}).",
-            state=Agent.State.PROPOSED, state_changed_at=now, source=Agent.Source.AWS_CREDENTIAL_REPORT,
-            external_ref=user.arn, created_at=now, updated_at=now,
+            state=Agent.State.PROPOSED,
+            state_changed_at=now,
+            source=Agent.Source.AWS_CREDENTIAL_REPORT,
+            external_ref=user.arn,
+            created_at=now,
+            updated_at=now,
         )
         _clean(agent, user.line)
         new_agents.append((user, agent))
     created_agents = Agent.objects.bulk_create([a for _, a in new_agents])
     if any(a.pk is None for a in created_agents):  # backends that do not return ids
-        ids = dict(Agent.objects.filter(external_ref__in=[a.external_ref for a in created_agents])
-                   .values_list("external_ref", "pk"))
+        ids = dict(
+            Agent.objects.filter(external_ref__in=[a.external_ref for a in created_agents]).values_list(
+                "external_ref", "pk"
+            )
+        )
         for a in created_agents:
             a.pk = ids[a.external_ref]
     for user, agent in new_agents:
@@ -424,23 +529,30 @@ def apply(report: CredentialReport, *, actor: Actor, now: datetime) -> dict[str,
     counts["agents_created"] = len(new_agents)
 
     # Workload identities: one aws_iam_user identity per agent, its ARN.
-    have_identity = set(WorkloadIdentity.objects.filter(
-        type=WorkloadIdentity.Type.AWS_IAM_USER, issuer="", identifier__in=arns).values_list("identifier", flat=True))
+    have_identity = set(
+        WorkloadIdentity.objects.filter(
+            type=WorkloadIdentity.Type.AWS_IAM_USER, issuer="", identifier__in=arns
+        ).values_list("identifier", flat=True)
+    )
     new_identities = [
         WorkloadIdentity(agent=agents[u.arn], type=WorkloadIdentity.Type.AWS_IAM_USER, identifier=u.arn, created_at=now)
         for u in report.users
         if u.arn in agents and u.arn not in have_identity and agents[u.arn].state != Agent.State.DECOMMISSIONED
     ]
     for identity in WorkloadIdentity.objects.bulk_create(new_identities):
-        events.append(_event("workload_identity.add", identity,
-                             after=snapshot(identity, ("agent", "type", "issuer", "identifier"))))
+        events.append(
+            _event(
+                "workload_identity.add", identity, after=snapshot(identity, ("agent", "type", "issuer", "identifier"))
+            )
+        )
     counts["identities_added"] = len(new_identities)
 
     # Credentials.
     existing = {
         c.external_id: c
         for c in Credential.objects.select_for_update().filter(
-            provider=PROVIDER, external_id__in=[f"{arn}#{slot}" for arn in agents for slot in ALL_SLOTS])
+            provider=PROVIDER, external_id__in=[f"{arn}#{slot}" for arn in agents for slot in ALL_SLOTS]
+        )
     }
     to_create: list[Credential] = []
     to_update: list[Credential] = []
@@ -459,10 +571,19 @@ def apply(report: CredentialReport, *, actor: Actor, now: datetime) -> dict[str,
             current = existing.get(external_id)
             if current is None:
                 credential = Credential(
-                    agent=agent, kind=rc.kind, provider=PROVIDER, external_id=external_id,
-                    label=f"{user.name} {rc.slot.replace('_', ' ')}", created_at=rc.created_at,
-                    last_rotated_at=rc.last_rotated_at, last_used_at=rc.last_used_at, usage_tracked=rc.usage_tracked,
-                    observed_at=report.observed_at, status=status, status_changed_at=now, recorded_at=now,
+                    agent=agent,
+                    kind=rc.kind,
+                    provider=PROVIDER,
+                    external_id=external_id,
+                    label=f"{user.name} {rc.slot.replace('_', ' ')}",
+                    created_at=rc.created_at,
+                    last_rotated_at=rc.last_rotated_at,
+                    last_used_at=rc.last_used_at,
+                    usage_tracked=rc.usage_tracked,
+                    observed_at=report.observed_at,
+                    status=status,
+                    status_changed_at=now,
+                    recorded_at=now,
                 )
                 _clean(credential, user.line)
                 to_create.append(credential)
@@ -470,8 +591,12 @@ def apply(report: CredentialReport, *, actor: Actor, now: datetime) -> dict[str,
             if report.observed_at < current.observed_at:
                 counts["credentials_older_report"] += 1
                 continue
-            wanted = {"last_used_at": rc.last_used_at, "usage_tracked": rc.usage_tracked,
-                      "observed_at": report.observed_at, "last_rotated_at": rc.last_rotated_at}
+            wanted = {
+                "last_used_at": rc.last_used_at,
+                "usage_tracked": rc.usage_tracked,
+                "observed_at": report.observed_at,
+                "last_rotated_at": rc.last_rotated_at,
+            }
             if current.status != Credential.Status.REVOKED:  # revoked in Warrant stays revoked
                 wanted["status"] = status
             changed = {k: v for k, v in wanted.items() if getattr(current, k) != v}
@@ -493,28 +618,51 @@ def apply(report: CredentialReport, *, actor: Actor, now: datetime) -> dict[str,
                 rotated.append(current)
                 counts["credentials_rotated"] += 1
                 rest = tuple(f for f in fields if f != "last_rotated_at")
-                events.append(_event("credential.rotate", current,
-                                     before={"last_rotated_at": before["last_rotated_at"]},
-                                     after=snapshot(current, ("last_rotated_at",))))
+                events.append(
+                    _event(
+                        "credential.rotate",
+                        current,
+                        before={"last_rotated_at": before["last_rotated_at"]},
+                        after=snapshot(current, ("last_rotated_at",)),
+                    )
+                )
                 if rest:
-                    events.append(_event("credential.update", current, before={k: before[k] for k in rest},
-                                         after=snapshot(current, rest)))
+                    events.append(
+                        _event(
+                            "credential.update",
+                            current,
+                            before={k: before[k] for k in rest},
+                            after=snapshot(current, rest),
+                        )
+                    )
             else:
                 events.append(_event("credential.update", current, before=before, after=snapshot(current, fields)))
         # Credentials that a report at least as new no longer shows were deleted at AWS.
         for slot in ALL_SLOTS:
             current = existing.get(f"{user.arn}#{slot}")
-            if (current is None or current.external_id in in_report or current.status == Credential.Status.REVOKED
-                    or report.observed_at < current.observed_at):
+            if (
+                current is None
+                or current.external_id in in_report
+                or current.status == Credential.Status.REVOKED
+                or report.observed_at < current.observed_at
+            ):
                 continue
             before = snapshot(current, ("status", "observed_at"))
             current.status = Credential.Status.REVOKED
             current.status_changed_at = now
             current.observed_at = report.observed_at
             revoked.append(current)
-            events.append(_event("credential.revoke", current, before=before,
-                                 after={**snapshot(current, ("status", "observed_at")),
-                                        "reason": "No longer in the AWS credential report."}))
+            events.append(
+                _event(
+                    "credential.revoke",
+                    current,
+                    before=before,
+                    after={
+                        **snapshot(current, ("status", "observed_at")),
+                        "reason": "No longer in the AWS credential report.",
+                    },
+                )
+            )
     # A credential report lists every IAM user of its account: a user it no longer lists, in a
     # report at least as new as what Warrant holds, was deleted at AWS with all its credentials.
     accounts = {_account_of(arn) for arn in arns} - {""}
@@ -522,8 +670,11 @@ def apply(report: CredentialReport, *, actor: Actor, now: datetime) -> dict[str,
     for account in sorted(accounts):
         gone = (
             Credential.objects.select_for_update()
-            .filter(provider=PROVIDER, external_id__startswith=f"arn:aws:iam::{account}:",
-                    observed_at__lte=report.observed_at)
+            .filter(
+                provider=PROVIDER,
+                external_id__startswith=f"arn:aws:iam::{account}:",
+                observed_at__lte=report.observed_at,
+            )
             .exclude(status=Credential.Status.REVOKED)
             .order_by("id")
         )
@@ -535,9 +686,17 @@ def apply(report: CredentialReport, *, actor: Actor, now: datetime) -> dict[str,
             current.status_changed_at = now
             current.observed_at = report.observed_at
             revoked.append(current)
-            events.append(_event("credential.revoke", current, before=before,
-                                 after={**snapshot(current, ("status", "observed_at")),
-                                        "reason": "Its IAM user is no longer in the AWS credential report."}))
+            events.append(
+                _event(
+                    "credential.revoke",
+                    current,
+                    before=before,
+                    after={
+                        **snapshot(current, ("status", "observed_at")),
+                        "reason": "Its IAM user is no longer in the AWS credential report.",
+                    },
+                )
+            )
     created_credentials = Credential.objects.bulk_create(to_create)
     events.extend(_event("credential.record", c, after=snapshot(c, CREDENTIAL_SNAPSHOT)) for c in created_credentials)
     if to_update:
@@ -562,9 +721,14 @@ def apply(report: CredentialReport, *, actor: Actor, now: datetime) -> dict[str,
         if agent is None or agent.owner_id is not None or agent.state == Agent.State.DECOMMISSIONED:
             continue
         _, opened = finding_raise(
-            actor=actor, kind="unowned_agent", now=now,
-            condition=Condition(agent, agent.pk, detail=f"{agent.name} was found in an AWS IAM credential report "
-                                                        f"({user.arn}) and has no owner yet."),
+            actor=actor,
+            kind="unowned_agent",
+            now=now,
+            condition=Condition(
+                agent,
+                agent.pk,
+                detail=f"{agent.name} was found in an AWS IAM credential report ({user.arn}) and has no owner yet.",
+            ),
         )
         counts["unowned_findings_opened"] += int(opened)
     return counts
@@ -580,8 +744,9 @@ def _match_agents(users: tuple[ReportUser, ...], arns: list[str]) -> dict[str, A
     """Agents that already carry a report user's ARN, by external ref or workload identity; locked."""
     found = {a.external_ref: a for a in Agent.objects.select_for_update().filter(external_ref__in=arns)}
     by_identity = dict(
-        WorkloadIdentity.objects.filter(type=WorkloadIdentity.Type.AWS_IAM_USER, issuer="", identifier__in=arns)
-        .values_list("identifier", "agent_id")
+        WorkloadIdentity.objects.filter(
+            type=WorkloadIdentity.Type.AWS_IAM_USER, issuer="", identifier__in=arns
+        ).values_list("identifier", "agent_id")
     )
     missing_ids = {aid for arn, aid in by_identity.items() if arn not in found}
     others = {a.pk: a for a in Agent.objects.select_for_update().filter(pk__in=missing_ids)}
@@ -589,8 +754,10 @@ def _match_agents(users: tuple[ReportUser, ...], arns: list[str]) -> dict[str, A
     for arn, agent_id in by_identity.items():
         if arn in found:
             if found[arn].pk != agent_id:
-                raise Conflict(f"Line {line_of[arn]}: {arn} is the external reference of agent {found[arn].slug} "
-                               "but the workload identity of another agent; resolve that before importing.")
+                raise Conflict(
+                    f"Line {line_of[arn]}: {arn} is the external reference of agent {found[arn].slug} "
+                    "but the workload identity of another agent; resolve that before importing."
+                )
             continue
         found[arn] = others[agent_id]
     return found
@@ -603,7 +770,7 @@ def _slug_base(name: str) -> str:
 def _free_slug(base: str, taken: set[str]) -> str:
     """``base``, or ``base-2``, ``base-3`` … whichever no agent has (``taken`` holds the known ones)."""
     slug, n = base, 2
-    while slug in taken or (slug != base and Agent.objects.filter(slug=slug).exists()):
+    while slug in taken or slug in RESERVED_AGENT_SLUGS or (slug != base and Agent.objects.filter(slug=slug).exists()):
         slug, n = f"{base}-{n}", n + 1
     taken.add(slug)
     return slug

@@ -48,8 +48,9 @@ def at(line: int | None, column: int | None = None, column_name: str = "") -> st
     return text + ": "
 
 
-def fail(message: str, line: int | None = None, column: int | None = None, column_name: str = "",
-         *, prefix: str = "") -> ImportFailed:
+def fail(
+    message: str, line: int | None = None, column: int | None = None, column_name: str = "", *, prefix: str = ""
+) -> ImportFailed:
     """An ``ImportFailed`` on the file whose message starts with its position."""
     return ImportFailed(f"{prefix}{at(line, column, column_name)}{message}", line=line, column=column)
 
@@ -80,7 +81,7 @@ def decode_text(content: bytes, *, prefix: str = "") -> str:
     if len(content) > MAX_BYTES:
         raise fail(f"The file is larger than {MAX_BYTES // (1024 * 1024)} MB.", prefix=prefix)
     if content.startswith(UTF8_BOM):
-        content = content[len(UTF8_BOM):]
+        content = content[len(UTF8_BOM) :]
     try:
         text = content.decode("utf-8")
     except UnicodeDecodeError as exc:

@@ -57,15 +57,67 @@ BROAD_ACCESS = [AccessLevel.READ, AccessLevel.WRITE, AccessLevel.EXECUTE]
 
 # --- secret detection -----------------------------------------------------------------------
 
-_SECRET_FRAGMENTS = ("token", "secret", "password", "passwd", "apikey", "credential", "authorization",
-                     "privatekey", "accesskey", "clientsecret")
+_SECRET_FRAGMENTS = (
+    "token",
+    "secret",
+    "password",
+    "passwd",
+    "apikey",
+    "credential",
+    "authorization",
+    "privatekey",
+    "accesskey",
+    "clientsecret",
+)
 _SECRET_WORDS = frozenset({"key", "auth", "pwd", "pat", "pass", "sig", "signature"})
-_NOT_SECRET_LAST_WORDS = frozenset({
-    "id", "url", "uri", "endpoint", "host", "hostname", "port", "type", "mode", "method", "file", "path", "dir",
-    "enabled", "name", "header", "region", "scheme", "user", "username", "email", "scope", "scopes", "expiry",
-    "expires", "ttl", "length", "version", "provider", "strategy", "server", "domain", "issuer", "audience",
-    "prefix", "suffix", "format", "size", "count", "limit", "timeout", "env", "var", "variable",
-})
+_NOT_SECRET_LAST_WORDS = frozenset(
+    {
+        "id",
+        "url",
+        "uri",
+        "endpoint",
+        "host",
+        "hostname",
+        "port",
+        "type",
+        "mode",
+        "method",
+        "file",
+        "path",
+        "dir",
+        "enabled",
+        "name",
+        "header",
+        "region",
+        "scheme",
+        "user",
+        "username",
+        "email",
+        "scope",
+        "scopes",
+        "expiry",
+        "expires",
+        "ttl",
+        "length",
+        "version",
+        "provider",
+        "strategy",
+        "server",
+        "domain",
+        "issuer",
+        "audience",
+        "prefix",
+        "suffix",
+        "format",
+        "size",
+        "count",
+        "limit",
+        "timeout",
+        "env",
+        "var",
+        "variable",
+    }
+)
 _VALUE_PATTERN = re.compile(
     r"(?<![A-Za-z0-9])(?:gh[pousr]_[A-Za-z0-9]{20,}|github_pat_[A-Za-z0-9_]{20,}|sk-[A-Za-z0-9_-]{16,}"
     r"|xox[abpsr]-[A-Za-z0-9-]{8,}|(?:AKIA|ASIA)[A-Z0-9]{16})(?![A-Za-z0-9])"
@@ -132,7 +184,7 @@ class _Secrets:
         scheme = _BEARER.search(value)
         if scheme and is_literal(scheme.group(2)):
             self.add(location, scheme.group(2))
-            return value[: scheme.start(2)] + REDACTED + value[scheme.end(2):]
+            return value[: scheme.start(2)] + REDACTED + value[scheme.end(2) :]
         if secret_name and is_literal(value):
             self.add(location, value.strip())
             return REDACTED
@@ -239,8 +291,12 @@ def parse(content: bytes) -> McpConfig:
         raise fail("Expected a JSON object with mcpServers (Claude Desktop, .mcp.json) or servers (VS Code).", 1, 1)
     containers = [k for k in ("mcpServers", "servers") if k in doc]
     if not containers:
-        raise fail("No MCP servers: the file has neither mcpServers (Claude Desktop, .mcp.json) nor servers "
-                   "(VS Code mcp.json).", 1, 1)
+        raise fail(
+            "No MCP servers: the file has neither mcpServers (Claude Desktop, .mcp.json) nor servers "
+            "(VS Code mcp.json).",
+            1,
+            1,
+        )
     servers: list[McpServer] = []
     names: set[str] = set()
     for container in containers:
@@ -346,9 +402,16 @@ def _parse_server(text: str, container: str, name: str, entry, pos: tuple[int, i
     stored_command = secrets.text("command", command, secret_name=False) if command else ""
 
     return McpServer(
-        name=name, line=line, transport=transport, command=stored_command, args=tuple(stored_args),
-        url=stored_url, env_keys=tuple(env), access_levels=tuple(_access_levels(args, env, url)),
-        destination=_destination(transport, url), secrets=tuple(sorted(set(secrets.hits), key=lambda h: h.location)),
+        name=name,
+        line=line,
+        transport=transport,
+        command=stored_command,
+        args=tuple(stored_args),
+        url=stored_url,
+        env_keys=tuple(env),
+        access_levels=tuple(_access_levels(args, env, url)),
+        destination=_destination(transport, url),
+        secrets=tuple(sorted(set(secrets.hits), key=lambda h: h.location)),
     )
 
 
@@ -418,9 +481,14 @@ TOOL_SNAPSHOT = ("agent", "name", *COMPARED)
 
 def _wanted(server: McpServer, source: str) -> dict:
     return {
-        "transport": server.transport, "command": server.command, "args": list(server.args), "url": server.url,
-        "env_keys": list(server.env_keys), "access_levels": list(server.access_levels),
-        "destination": server.destination, "source": source,
+        "transport": server.transport,
+        "command": server.command,
+        "args": list(server.args),
+        "url": server.url,
+        "env_keys": list(server.env_keys),
+        "access_levels": list(server.access_levels),
+        "destination": server.destination,
+        "source": source,
     }
 
 
@@ -441,11 +509,23 @@ def apply(config: McpConfig, *, actor: Actor, agent: Agent, filename: str, now: 
     Returns the counts of what it did. Raises ``ImportFailed`` if a tool fails validation.
     """
     source = os.path.basename(filename or "")[:200]
-    counts = dict.fromkeys(("servers", "tools_created", "tools_updated", "tools_unchanged", "secrets_found",
-                            "secret_findings_opened", "secret_findings_resolved"), 0)
+    counts = dict.fromkeys(
+        (
+            "servers",
+            "tools_created",
+            "tools_updated",
+            "tools_unchanged",
+            "secrets_found",
+            "secret_findings_opened",
+            "secret_findings_resolved",
+        ),
+        0,
+    )
     counts["servers"] = len(config.servers)
-    existing = {t.name: t for t in Tool.objects.select_for_update().filter(
-        agent=agent, name__in=[s.name for s in config.servers])}
+    existing = {
+        t.name: t
+        for t in Tool.objects.select_for_update().filter(agent=agent, name__in=[s.name for s in config.servers])
+    }
     events: list[PendingEvent] = []
     to_create: list[Tool] = []
     to_update: list[Tool] = []
@@ -469,15 +549,25 @@ def apply(config: McpConfig, *, actor: Actor, agent: Agent, filename: str, now: 
         _clean(tool, server.line)
         to_update.append(tool)
         update_fields.update(changed)
-        events.append(PendingEvent("tool.update", object_type_of(tool), str(tool.pk), str(tool)[:300],
-                                   before=before, after=snapshot(tool, changed)))
+        events.append(
+            PendingEvent(
+                "tool.update",
+                object_type_of(tool),
+                str(tool.pk),
+                str(tool)[:300],
+                before=before,
+                after=snapshot(tool, changed),
+            )
+        )
     created = Tool.objects.bulk_create(to_create)
     if any(t.pk is None for t in created):  # backends that do not return ids
         ids = dict(Tool.objects.filter(agent=agent, name__in=[t.name for t in created]).values_list("name", "pk"))
         for t in created:
             t.pk = ids[t.name]
-    events.extend(PendingEvent("tool.add", object_type_of(t), str(t.pk), str(t)[:300],
-                               after=snapshot(t, TOOL_SNAPSHOT)) for t in created)
+    events.extend(
+        PendingEvent("tool.add", object_type_of(t), str(t.pk), str(t)[:300], after=snapshot(t, TOOL_SNAPSHOT))
+        for t in created
+    )
     if to_update:
         Tool.objects.bulk_update(to_update, sorted(update_fields | {"updated_at"}))
     counts["tools_created"], counts["tools_updated"] = len(created), len(to_update)
@@ -487,9 +577,13 @@ def apply(config: McpConfig, *, actor: Actor, agent: Agent, filename: str, now: 
     tools = {**existing, **{t.name: t for t in created}}
     tool_ct = ContentType.objects.get_for_model(Tool)
     open_findings = {
-        f.subject_id: f for f in Finding.objects.select_for_update().filter(
-            kind=FINDING_KIND, subject_type=tool_ct, subject_id__in=[t.pk for t in tools.values()],
-            status__in=Finding.UNRESOLVED)
+        f.subject_id: f
+        for f in Finding.objects.select_for_update().filter(
+            kind=FINDING_KIND,
+            subject_type=tool_ct,
+            subject_id__in=[t.pk for t in tools.values()],
+            status__in=Finding.UNRESOLVED,
+        )
     }
     for server in config.servers:
         tool = tools[server.name]
@@ -497,18 +591,28 @@ def apply(config: McpConfig, *, actor: Actor, agent: Agent, filename: str, now: 
         secrets = [{"location": h.location, "fingerprint": h.fingerprint} for h in server.secrets]
         current = open_findings.get(tool.pk)
         if current is not None and (not secrets or current.evidence.get("secrets") != secrets):
-            note = ("Literal secret removed from the configuration." if not secrets
-                    else "The configuration's literal secrets changed; see the new finding.")
+            note = (
+                "Literal secret removed from the configuration."
+                if not secrets
+                else "The configuration's literal secrets changed; see the new finding."
+            )
             counts["secret_findings_resolved"] += findings_resolve_for(
-                actor=actor, kind=FINDING_KIND, subject=tool, now=now, note=note)
+                actor=actor, kind=FINDING_KIND, subject=tool, now=now, note=note
+            )
         if not secrets:
             continue
         places = ", ".join(f"{s['location']} ({s['fingerprint'][:19]}…)" for s in secrets)
         _, opened = finding_raise(
-            actor=actor, kind=FINDING_KIND, now=now,
-            condition=Condition(tool, agent.pk, evidence={"secrets": secrets, "file": source},
-                                detail=f"{agent.name}: server {server.name!r} in {source or 'its configuration'} "
-                                       f"holds a literal secret at {places}."),
+            actor=actor,
+            kind=FINDING_KIND,
+            now=now,
+            condition=Condition(
+                tool,
+                agent.pk,
+                evidence={"secrets": secrets, "file": source},
+                detail=f"{agent.name}: server {server.name!r} in {source or 'its configuration'} "
+                f"holds a literal secret at {places}.",
+            ),
         )
         counts["secret_findings_opened"] += int(opened)
     return counts

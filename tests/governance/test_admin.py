@@ -16,7 +16,14 @@ from governance.models import AuditEvent, Finding, IntegrationToken, Policy
 from governance.services import integration_token_issue, token_digest
 from inventory import services as inventory_services
 from inventory.models import Credential, ImportRun
-from tests.factories import AgentFactory, CredentialFactory, ToolFactory, UserFactory, WorkloadIdentityFactory
+from tests.factories import (
+    AgentFactory,
+    AuditorFactory,
+    CredentialFactory,
+    ToolFactory,
+    UserFactory,
+    WorkloadIdentityFactory,
+)
 
 
 @pytest.fixture
@@ -128,7 +135,7 @@ def test_policy_edit_with_bad_value_changes_nothing(admin_client):
 
 @pytest.mark.django_db
 def test_issuing_a_token_shows_it_once_and_stores_its_digest(admin_client, superuser):
-    person = UserFactory(username="siem.owner")
+    person = AuditorFactory(username="siem.reader")
     expires = timezone.now() + timedelta(days=30)
     response = admin_client.post(reverse("admin:governance_integrationtoken_add"), {
         "name": "SIEM export", "user": person.pk, "scopes": ["inventory:read", "audit:read"],

@@ -726,3 +726,69 @@ def test_decommissioned_agent_credentials_are_revoked_not_rotated_and_tools_froz
     services.credential_revoke(actor=actors["admin"], credential=credential, reason="Deleted at the provider")
     credential.refresh_from_db()
     assert credential.status == Credential.Status.REVOKED
+
+
+# --- ownership, risk tier, reserved slugs, credential dates -----------------------------------
+
+
+def test_backup_owner_cannot_take_an_agent_from_an_owner_who_is_still_there(actors, agent, backup, owner):
+    refuses(PermissionDenied, services.agent_assign_owner, actor=actors["backup"], agent=agent, owner=backup)
+    owner.is_active = False
+    owner.save()
+    services.agent_assign_owner(actor=Actor.person(backup), agent=agent, owner=backup, reason="Olivia left")
+    agent.refresh_from_db()
+    assert (agent.owner, agent.backup_owner) == (backup, None)
+
+
+def test_owner_transfers_only_to_people_who_may_own_agents(actors, agent, auditor, other_owner, trail):
+    refuses(ValidationError, services.agent_assign_owner, field="owner", actor=actors["owner"], agent=agent,
+            owner=auditor)
+    refuses(ValidationError, services.agent_assign_owner, field="owner", actor=actors["admin"], agent=agent,
+            owner=UserFactory())  # no role at all
+    refuses(ValidationError, services.agent_register, field="owner", actor=actors["admin"], name="X",
+            kind="assistant", owner=auditor)
+    services.agent_assign_owner(actor=actors["owner"], agent=agent, owner=other_owner, reason="Team move")
+    assert trail.one("agent.assign_owner", actor=actors["owner"]).after["owner"] == other_owner.pk
+
+
+def test_person_list_offers_owners_and_admins_never_auditors(admin_user, owner, auditor):
+    from inventory.selectors import person_list
+
+    UserFactory(username="no-role")
+    assert set(person_list(user=admin_user)) == {admin_user, owner}
+
+
+def test_iam_admins_set_the_risk_tier_with_a_reason(actors, agent, trail):
+    services.agent_set_risk_tier(actor=actors["admin"], agent=agent, risk_tier="high", reason="Moves money")
+    agent.refresh_from_db()
+    assert agent.risk_tier == "high"
+    assert trail.one("agent.set_risk_tier").after == {"risk_tier": "high", "reason": "Moves money"}
+    refuses(PermissionDenied, services.agent_set_risk_tier, actor=actors["owner"], agent=agent, risk_tier="low",
+            reason="x")
+    refuses(ValidationError, services.agent_set_risk_tier, field="risk_tier", actor=actors["admin"], agent=agent,
+            risk_tier="extreme", reason="x")
+    refuses(ValidationError, services.agent_set_risk_tier, field="risk_tier", actor=actors["admin"], agent=agent,
+            risk_tier="unassessed", reason="x")
+    refuses(ValidationError, services.agent_set_risk_tier, field="reason", actor=actors["admin"], agent=agent,
+            risk_tier="low", reason=" ")
+
+
+def test_slugs_the_ui_uses_are_reserved(actors, owner):
+    refuses(ValidationError, services.agent_register, field="slug", actor=actors["admin"], name="New",
+            kind="assistant", owner=owner, slug="new")
+    agent = services.agent_register(actor=actors["admin"], name="New", kind="assistant", owner=owner)
+    assert agent.slug == "new-2"
+
+
+def test_credential_dates_must_be_possible(actors, agent):
+    record = services.credential_record
+    base = {"actor": actors["owner"], "agent": agent, "kind": "api_key", "provider": "github"}
+    refuses(ValidationError, record, field="created_at", external_id="a", created_at=T0 + timedelta(days=2), **base)
+    refuses(ValidationError, record, field="last_used_at", external_id="b", created_at=T0 - DAY,
+            last_used_at=T0 - 3 * DAY, **base)
+    refuses(ValidationError, record, field="last_rotated_at", external_id="c", created_at=T0 - DAY,
+            last_rotated_at=T0 - 3 * DAY, **base)
+    refuses(ValidationError, record, field="last_used_at", external_id="d", created_at=T0 - DAY,
+            last_used_at=T0 + DAY, **base)
+    ok = record(external_id="e", created_at=T0 + timedelta(minutes=2), **base)
+    assert ok.pk  # a few minutes of clock skew is tolerated

@@ -31,11 +31,16 @@ class Command(BaseCommand):
         parser.add_argument("file", help="Path of the file to import.")
         parser.add_argument("--agent", metavar="SLUG", help="mcp-config: the agent whose client this configures.")
         parser.add_argument(
-            "--observed-at", metavar="ISO",
+            "--observed-at",
+            metavar="ISO",
             help="When the report was generated (ISO 8601 with offset); needed for a raw CSV report.",
         )
-        parser.add_argument("--as", dest="as_user", metavar="USERNAME",
-                            help="Act as this person (their permissions apply); default: the system.")
+        parser.add_argument(
+            "--as",
+            dest="as_user",
+            metavar="USERNAME",
+            help="Act as this person (their permissions apply); default: the system.",
+        )
 
     def handle(self, *args, source, file, agent=None, observed_at=None, as_user=None, **options):
         actor, user = self._actor(as_user)
@@ -59,17 +64,20 @@ class Command(BaseCommand):
         elif source == MCP_CONFIG:
             raise CommandError("--agent: name the agent (by slug) whose MCP client configuration this is.")
         try:
-            run = run_import(actor=actor, source=source, content=content, filename=path.name, agent=target,
-                             observed_at=when)
+            run = run_import(
+                actor=actor, source=source, content=content, filename=path.name, agent=target, observed_at=when
+            )
         except ValidationError as exc:
             raise CommandError(_messages(exc))
         except PermissionDenied as exc:
             raise CommandError(f"Permission denied: {exc}")
         except Conflict as exc:
             raise CommandError(str(exc))
-        self.stdout.write(self.style.SUCCESS(
-            f"Imported {source} from {path.name} (sha256 {run.sha256[:12]}…) as import run {run.pk}."
-        ))
+        self.stdout.write(
+            self.style.SUCCESS(
+                f"Imported {source} from {path.name} (sha256 {run.sha256[:12]}…) as import run {run.pk}."
+            )
+        )
         if run.observed_at:
             self.stdout.write(f"  observed at: {run.observed_at.isoformat()}")
         if run.agent_id:
