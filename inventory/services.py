@@ -211,7 +211,8 @@ def agent_register(
     """Register an agent found by a person; it starts ``proposed`` with an owner from the start.
 
     An agent owner registers agents they own; an IAM admin may name any active person.
-    Raises PermissionDenied, ValidationError (e.g. missing or inactive owner, unknown data class).
+    Only IAM admins may give a ``risk_tier`` other than unassessed. Raises PermissionDenied,
+    ValidationError (e.g. missing, inactive or ineligible owner, unknown data class).
     """
     user = _user_of(actor)
     _require(actor.is_system or can_register_agent(user), "Only IAM admins and agent owners may register agents.")
@@ -219,6 +220,8 @@ def agent_register(
         raise ValidationError({"owner": "An agent registered by a person has an owner from the start."})
     if not actor.is_system and not is_iam_admin(user) and owner.pk != user.pk:
         raise PermissionDenied("Agent owners register agents they own themselves.")
+    if risk_tier != Agent.RiskTier.UNASSESSED and not (actor.is_system or is_iam_admin(user)):
+        raise PermissionDenied("Only IAM admins set a risk tier; the agent starts unassessed.")
     _check_person(owner, "owner")
     _check_person(backup_owner, "backup_owner")
     now = timezone.now()

@@ -792,3 +792,11 @@ def test_credential_dates_must_be_possible(actors, agent):
             last_used_at=T0 + DAY, **base)
     ok = record(external_id="e", created_at=T0 + timedelta(minutes=2), **base)
     assert ok.pk  # a few minutes of clock skew is tolerated
+
+
+def test_only_iam_admins_register_an_agent_with_a_risk_tier(actors, owner):
+    refuses(PermissionDenied, services.agent_register, actor=actors["owner"], name="Low risk, trust me",
+            kind="assistant", owner=owner, risk_tier="low")
+    agent = services.agent_register(actor=actors["admin"], name="Payments bot", kind="assistant", owner=owner,
+                                    risk_tier="critical")
+    assert agent.risk_tier == "critical"
