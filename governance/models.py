@@ -112,7 +112,12 @@ class Finding(models.Model):
                 name="finding_risk_accepted_has_until",
             ),
         ]
-        indexes = [models.Index(fields=["status", "severity"])]
+        indexes = [
+            models.Index(fields=["status", "severity"]),
+            # Findings of one subject (the importers' and services' open/refresh/resolve lookups,
+            # the agent page) — the unique constraint's partial index does not serve them.
+            models.Index(fields=["subject_type", "subject_id", "kind"], name="finding_subject_idx"),
+        ]
 
     def __str__(self):
         return f"{self.title} — {self.subject_label}"
