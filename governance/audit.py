@@ -8,6 +8,11 @@ objects generically (``app_label.model`` + primary key) and imports no app.
 The chain: each row stores the previous row's ``hash`` as ``prev_hash`` and its own
 ``hash = SHA-256(canonical JSON of its content + prev_hash)``. Writers serialise on the chain
 head (a transaction-scoped advisory lock on PostgreSQL; SQLite serialises writers itself).
+
+Verification (``audit_check``) walks the chain from genesis. A chain cut short at its end is
+still valid, so removing the newest events shows only against a head recorded outside the
+database (``ChainHead``, logged hourly by ``audit_head_record``); on PostgreSQL the
+append-only trigger also refuses DELETE and TRUNCATE.
 """
 
 from __future__ import annotations
@@ -15,6 +20,8 @@ from __future__ import annotations
 import contextvars
 import hashlib
 import json
+import logging
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -28,6 +35,8 @@ from governance.models import AuditEvent
 
 GENESIS_HASH = "0" * 64
 _CHAIN_LOCK_KEY = 0x57A1_2A47  # arbitrary constant naming the audit chain's advisory lock
+
+logger = logging.getLogger(__name__)
 
 request_id_var: contextvars.ContextVar[str] = contextvars.ContextVar("warrant_request_id", default="")
 
@@ -262,24 +271,139 @@ class ChainBreak:
     problem: str
 
 
-def audit_verify(*, chunk_size: int = 5000) -> ChainBreak | None:
-    """Walk the chain in id order; return the first broken row, or None when intact.
+@dataclass(frozen=True)
+class ChainHead:
+    """The newest audit event: its id, its hash, and how many events the chain holds up to it.
+
+    Recorded outside the database (an operator's note, a log shipped to a SIEM), it is the anchor
+    that lets ``audit_check(expect_head=...)`` detect the deletion of the newest events, which a
+    hash chain alone cannot: a chain cut short at its end is still a valid chain.
+    """
+
+    id: int
+    hash: str
+    events: int
+
+    def __str__(self) -> str:
+        return f"id={self.id} hash={self.hash}"
+
+
+@dataclass(frozen=True)
+class ChainReport:
+    """What ``audit_check`` found: events walked, the head reached, the first break (None when intact)."""
+
+    events: int
+    head: ChainHead | None
+    broken: ChainBreak | None
+
+
+_HEAD_PATTERN = re.compile(r"^([1-9][0-9]*):([0-9a-f]{64})$")
+
+
+def parse_head(value: str) -> tuple[int, str]:
+    """``(id, hash)`` from ``"ID:HASH"`` (decimal id, 64 lowercase hex digits of SHA-256).
+
+    Raises ``ValueError`` naming the expected form for anything else.
+    """
+    match = _HEAD_PATTERN.match(value.strip().lower())
+    if match is None:
+        raise ValueError(f"{value!r} is not a chain head; expected ID:HASH, e.g. 1234:{'ab' * 32}")
+    return int(match.group(1)), match.group(2)
+
+
+def audit_head() -> ChainHead | None:
+    """The current chain head (newest event by id) and the number of events up to it; None when empty.
+
+    Reads only; verifies nothing (``audit_check`` does). Two queries, the count bounded by the
+    head's id so that events appended in between are not counted.
+    """
+    row = AuditEvent.objects.order_by("-id").values_list("id", "hash").first()
+    if row is None:
+        return None
+    return ChainHead(id=row[0], hash=row[1], events=AuditEvent.objects.filter(id__lte=row[0]).count())
+
+
+def audit_check(*, expect_head: tuple[int, str] | None = None, chunk_size: int = 5000) -> ChainReport:
+    """Walk the chain in id order from genesis; report the events walked, the head and the first break.
 
     A changed row fails its own digest; an inserted or deleted row breaks the next row's
-    ``prev_hash`` link. Reads in chunks, so memory stays bounded by ``chunk_size``.
+    ``prev_hash`` link. Deleting the newest rows leaves a valid, shorter chain, which only an
+    anchor recorded elsewhere reveals: with ``expect_head=(id, hash)`` (a head printed by
+    ``verify_audit`` or logged by the ``record-audit-head`` job), the walk also fails when that
+    event is missing or its hash differs, and — since every row up to it is checked — passes
+    only when the chain still extends through it. Reads in chunks, so memory stays bounded by
+    ``chunk_size``; events appended while it runs are walked too.
     """
     prev = GENESIS_HASH
     last_id = 0
+    count = 0
+    head: ChainHead | None = None
+    anchor_seen = expect_head is None
+
+    def report(broken: ChainBreak | None) -> ChainReport:
+        return ChainReport(events=count, head=head, broken=broken)
+
     while True:
         rows = list(AuditEvent.objects.filter(id__gt=last_id).order_by("id")[:chunk_size])
         if not rows:
-            return None
+            break
         for event in rows:
+            if not anchor_seen and event.id > expect_head[0]:
+                return report(
+                    ChainBreak(
+                        expect_head[0],
+                        f"the recorded head (event {expect_head[0]}) is missing: it was deleted",
+                    )
+                )
             if event.prev_hash != prev:
-                return ChainBreak(
-                    event.id, "previous-hash link broken: a row before it was inserted, deleted or changed"
+                return report(
+                    ChainBreak(event.id, "previous-hash link broken: a row before it was inserted, deleted or changed")
                 )
             if event_digest(event) != event.hash:
-                return ChainBreak(event.id, "content does not match its hash: the row was changed")
+                return report(ChainBreak(event.id, "content does not match its hash: the row was changed"))
+            if not anchor_seen and event.id == expect_head[0]:
+                if event.hash != expect_head[1]:
+                    return report(
+                        ChainBreak(
+                            event.id,
+                            f"hash {event.hash} differs from the recorded head's {expect_head[1]}: "
+                            "the chain was rewritten from this row or before",
+                        )
+                    )
+                anchor_seen = True
             prev = event.hash
             last_id = event.id
+            count += 1
+            head = ChainHead(id=event.id, hash=event.hash, events=count)
+    if not anchor_seen:
+        return report(
+            ChainBreak(
+                expect_head[0],
+                f"the recorded head (event {expect_head[0]}) is missing: the chain ends before it, "
+                "so the newest events were deleted",
+            )
+        )
+    return report(None)
+
+
+def audit_head_record(*, now: datetime) -> dict:
+    """Write the current chain head as one structured INFO log line; change nothing, audit nothing.
+
+    The line — ``audit head id=<id> hash=<sha256 hex> events=<n> at=<now, ISO 8601 UTC>``, or
+    ``audit head none events=0 at=…`` on an empty log — goes to the ``governance.audit`` logger,
+    so that log shipping keeps a copy outside the database: the external anchor that
+    ``verify_audit --expect-head ID:HASH`` checks the chain against. ``now`` is an aware
+    datetime (UTC). Returns ``{"id", "hash", "events"}`` (id and hash None on an empty log).
+    """
+    head = audit_head()
+    at = now.astimezone(UTC).isoformat().replace("+00:00", "Z")
+    if head is None:
+        logger.info("audit head none events=0 at=%s", at)
+        return {"id": None, "hash": None, "events": 0}
+    logger.info("audit head id=%d hash=%s events=%d at=%s", head.id, head.hash, head.events, at)
+    return {"id": head.id, "hash": head.hash, "events": head.events}
+
+
+def audit_verify(*, chunk_size: int = 5000, expect_head: tuple[int, str] | None = None) -> ChainBreak | None:
+    """Walk the chain (see ``audit_check``); return the first broken row, or None when intact."""
+    return audit_check(expect_head=expect_head, chunk_size=chunk_size).broken

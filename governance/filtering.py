@@ -7,7 +7,7 @@ message on the page), never silently ignored.
 import django_filters
 from django import forms
 from django.utils.dateparse import parse_datetime
-from django_filters.fields import IsoDateTimeField
+from django_filters.fields import IsoDateTimeField, ModelChoiceField
 
 # Query parameters that belong to pagination, ordering or htmx, not to filtering.
 RESERVED_PARAMS = frozenset({"page", "page_size", "cursor", "ordering", "format"})
@@ -73,3 +73,17 @@ class AwareIsoDateTimeFilter(django_filters.IsoDateTimeFilter):
     """``IsoDateTimeFilter`` that refuses a datetime without a UTC offset instead of guessing one."""
 
     field_class = AwareIsoDateTimeField
+
+
+class StrippedModelChoiceField(ModelChoiceField):
+    """A model choice (by slug, username, …) read without surrounding whitespace: ``"olivia "`` is ``olivia``."""
+
+    def to_python(self, value):
+        return super().to_python(value.strip() if isinstance(value, str) else value)
+
+
+class StrippedModelChoiceFilter(django_filters.ModelChoiceFilter):
+    """``ModelChoiceFilter`` whose value is stripped of surrounding whitespace before lookup;
+    a value that still names nothing is a 400 ("Select a valid choice")."""
+
+    field_class = StrippedModelChoiceField

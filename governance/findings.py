@@ -16,7 +16,8 @@ from datetime import datetime
 
 from django.contrib.contenttypes.models import ContentType
 from django.db import connection, models, transaction
-from django.db.models import Q, QuerySet
+from django.db.models import Q, QuerySet, Value
+from django.db.models.functions import Greatest
 
 from governance.audit import Actor, PendingEvent, audit_record_many, object_type_of
 from governance.bulk import insert_rows
@@ -224,7 +225,7 @@ def findings_sync(
     ``scope`` (a ``Q`` over Finding) limits which existing findings this run judges (default: all
     of that kind and subject type).
 
-    New subjects get a finding; present ones have ``last_seen_at`` refreshed; unresolved findings
+    New subjects get a finding; present ones have ``last_seen_at`` refreshed (never moved back); unresolved findings
     whose subject no longer meets the condition are resolved; risk acceptances that ended at or
     before ``now`` reopen. One audit event per opened, resolved or reopened finding. Runs of the
     same kind are serialised; a rerun for the same state changes nothing but ``last_seen_at``
@@ -261,8 +262,9 @@ def findings_sync(
         ]
         new_ids = sorted(holding - set(existing))
 
+        seen = Greatest("last_seen_at", Value(now, output_field=models.DateTimeField()))  # never moves back
         for ids in _chunks(present):
-            Finding.objects.filter(id__in=ids).update(last_seen_at=now)
+            Finding.objects.filter(id__in=ids).update(last_seen_at=seen)
         for rows in _chunks(gone):
             Finding.objects.filter(id__in=[r["id"] for r in rows]).update(
                 status=Finding.Status.RESOLVED,

@@ -5,7 +5,8 @@ its default schedule (a cron expression, UTC) and ``run(now)``, the batch servic
 Celery beat reads the schedule from django-celery-beat's ``PeriodicTask`` rows, which
 ``jobs_schedule_ensure`` creates from these defaults (``python manage.py ensure_schedule``)
 and IAM admins may then edit in the admin. ``python manage.py run_job NAME`` runs a job
-once, synchronously, with ``now`` given or the current time (UTC).
+once, synchronously, with ``now`` given or the current time (UTC); ``job_run`` refuses a
+``now`` that would move the job's findings back in time or that lies in the future.
 
 This registry belongs to the governance domain, at the top of the import order: it names
 services of the parts below it, importing them only when a job runs.
@@ -15,11 +16,19 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 
+from django.core.exceptions import ValidationError
 from django.db import transaction
+from django.db.models import Max
+from django.utils import timezone
+from django.utils.module_loading import import_string
 
-from governance.audit import Actor, audit_record
+from governance.audit import Actor, audit_head_record, audit_record
+from governance.models import Finding
+
+# How far ahead of the clock ``job_run`` accepts a ``now``: an allowance for clock skew between hosts.
+FUTURE_TOLERANCE = timedelta(minutes=5)
 
 
 @dataclass(frozen=True)
@@ -43,6 +52,8 @@ class Job:
     ``name`` is the job's stable name (also the ``PeriodicTask`` name); ``task`` the dotted
     name of the Celery task that runs it; ``schedule`` its default schedule; ``run(now)``
     runs it once as of ``now`` (aware datetime, UTC) and returns its counts.
+    ``finding_kinds_from`` is the dotted name of the tuple of finding kinds the job opens,
+    refreshes and resolves (empty for a job that manages no findings), read only when needed.
     """
 
     name: str
@@ -50,12 +61,22 @@ class Job:
     schedule: Crontab
     run: Callable[[datetime], dict]
     description: str = ""
+    finding_kinds_from: str = ""
+
+    @property
+    def finding_kinds(self) -> tuple[str, ...]:
+        """The finding kinds this job manages (codes of ``governance.findings.KINDS``)."""
+        return tuple(import_string(self.finding_kinds_from)) if self.finding_kinds_from else ()
 
 
 def _flag_stale_credentials(now: datetime) -> dict:
     from inventory.services import credentials_flag_stale_due
 
     return credentials_flag_stale_due(now=now)
+
+
+def _record_audit_head(now: datetime) -> dict:
+    return audit_head_record(now=now)
 
 
 JOBS: dict[str, Job] = {
@@ -70,6 +91,17 @@ JOBS: dict[str, Job] = {
                 "Open, refresh and resolve findings on unused, unrotated, expiring and expired credentials, "
                 "credentials active on decommissioned agents and console passwords (OWASP NHI1, NHI7, NHI10)."
             ),
+            finding_kinds_from="inventory.services.CREDENTIAL_FINDING_KINDS",
+        ),
+        Job(
+            name="record-audit-head",
+            task="governance.tasks.record_audit_head",
+            schedule=Crontab(minute="0", hour="*"),
+            run=_record_audit_head,
+            description=(
+                "Log the audit chain's head (id, hash, event count) as one INFO line, so that log shipping keeps "
+                "an anchor outside the database for verify_audit --expect-head. Changes nothing."
+            ),
         ),
     ]
 }
@@ -81,6 +113,40 @@ def job_get(name: str) -> Job:
         return JOBS[name]
     except KeyError:
         raise KeyError(f"unknown job {name!r}; known jobs: {', '.join(sorted(JOBS))}") from None
+
+
+def job_run(*, job: Job, now: datetime) -> dict:
+    """Run ``job`` once as of ``now`` (aware datetime, UTC) and return its counts; refuse a misleading ``now``.
+
+    Raises ``ValidationError`` keyed on ``"now"``, running nothing, when ``now`` is more than
+    ``FUTURE_TOLERANCE`` (5 minutes) ahead of the clock, or earlier than the latest
+    ``last_seen_at`` of the unresolved findings of the kinds the job manages: a run as of an
+    older time would resolve findings whose condition still holds and rewrite their history.
+    """
+    current = timezone.now()
+    if now > current + FUTURE_TOLERANCE:
+        raise ValidationError(
+            {
+                "now": f"{_iso(now)} is in the future (the clock reads {_iso(current)}); a job runs as of the "
+                "current time or earlier, with at most 5 minutes' allowance for clock skew."
+            }
+        )
+    if job.finding_kinds:
+        latest = Finding.objects.filter(kind__in=job.finding_kinds, status__in=Finding.UNRESOLVED).aggregate(
+            latest=Max("last_seen_at")
+        )["latest"]
+        if latest is not None and now < latest:
+            raise ValidationError(
+                {
+                    "now": f"{_iso(now)} is earlier than {_iso(latest)}, when {job.name} last saw its unresolved "
+                    "findings; give that time or later."
+                }
+            )
+    return job.run(now)
+
+
+def _iso(value: datetime) -> str:
+    return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
 def jobs_schedule_ensure(*, actor: Actor) -> list[str]:

@@ -1,7 +1,7 @@
-"""Governance pages: the dashboard, the findings queue, integration tokens.
+"""Governance pages: the dashboard, the findings queue, integration tokens, the audit log, sign-in lockout.
 
 Views only parse, authorise and call: reads through ``governance.selectors`` /
-``inventory.selectors`` and the shared ``FindingFilterSet``; writes through
+``inventory.selectors`` and the shared ``FindingFilterSet`` / ``AuditEventFilterSet``; writes through
 ``governance.services``. A refused action shows the service's own message: inline for htmx
 (the finding's row, with status 400/403/409), else the error page.
 """
@@ -11,23 +11,27 @@ from __future__ import annotations
 from datetime import timedelta
 from urllib.parse import urlencode
 
+from django.apps import apps
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
+from django.contrib.auth.forms import AuthenticationForm
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db.models import Q
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse, QueryDict
 from django.shortcuts import redirect, render
 from django.utils import timezone
+from django.utils.dateparse import parse_datetime
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from governance import selectors, services
-from governance.audit import Actor
+from governance.audit import Actor, audit_verify
 from governance.errors import Conflict
-from governance.filters import FindingFilterSet
+from governance.filters import AuditEventFilterSet, FindingFilterSet
 from governance.findings import FINDING_KIND_CHOICES
 from governance.forms import FindingAcceptRiskForm, FindingNoteForm, TokenIssueForm
-from governance.models import Finding, IntegrationToken
-from governance.roles import is_iam_admin
+from governance.models import AuditEvent, Finding, IntegrationToken
+from governance.roles import can_read_all, is_iam_admin
 from inventory import selectors as inventory_selectors
 from inventory.models import Agent
 from inventory.views import (
@@ -75,6 +79,30 @@ def dashboard(request: HttpRequest) -> HttpResponse:
         "open_findings_query": OPEN_FINDINGS_QUERY,
     }
     return render(request, "governance/dashboard.html", context)
+
+
+# --- sign-in throttling ---------------------------------------------------------------------
+
+
+def login_locked_out(request: HttpRequest, original_response=None, credentials=None) -> HttpResponse:
+    """The sign-in page saying that this username is locked out from this address (status 429).
+
+    django-axes calls it (``AXES_LOCKOUT_CALLABLE``) for the web and the admin sign-in after
+    ``AXES_FAILURE_LIMIT`` failures of one username from one IP address; every further attempt
+    during the lockout restarts its ``AXES_COOLOFF_TIME`` (OWASP ASVS V2.2.1).
+    """
+    minutes = int(settings.AXES_COOLOFF_TIME.total_seconds() // 60)
+    context = {
+        "form": AuthenticationForm(request, initial={"username": request.POST.get("username", "")[:150]}),
+        "next": request.POST.get("next", request.GET.get("next", "")),
+        "locked_out": (
+            f"Too many failed sign-ins for this username from your address: sign-in is locked for "
+            f"{minutes} minutes. Each further attempt starts the wait again. An IAM admin can lift the lock."
+        ),
+    }
+    response = render(request, "registration/login.html", context, status=429)
+    response["Retry-After"] = str(minutes * 60)
+    return response
 
 
 # --- findings ------------------------------------------------------------------------------
@@ -153,12 +181,17 @@ def _finding_or_404(user, pk: int) -> Finding:
         raise Http404("No finding with this number that you may see.") from None
 
 
-def _finding_row(request: HttpRequest, pk: int, *, error: str = "", status: int = 200) -> HttpResponse:
+def _finding_row(
+    request: HttpRequest, pk: int, *, error: str = "", status: int = 200, submitted: dict | None = None
+) -> HttpResponse:
+    """The finding's table row; ``submitted`` (``{"action", "values", "errors"}``) re-opens a refused
+    form with what was typed and the service's field messages."""
     finding = _finding_or_404(request.user, pk)
     _mark_workable([finding], _workable_agent_ids(request.user))
     context = {
         "finding": finding,
         "row_error": error,
+        "submitted": submitted or {},
         "default_until": _default_until(),
     }
     return render(request, "governance/finding_list.html#finding-row", context, status=status)
@@ -207,7 +240,16 @@ def finding_act(request: HttpRequest, pk: int, action: str) -> HttpResponse:
         status = 400 if isinstance(exc, ValidationError) else 403 if isinstance(exc, PermissionDenied) else 409
         message = _messages_of(exc) if isinstance(exc, ValidationError) else str(exc)
         if wants_partial(request):
-            return _finding_row(request, pk, error=message, status=status)
+            submitted = None
+            if isinstance(exc, ValidationError) and hasattr(exc, "error_dict"):
+                # Field messages go under their fields, with what was typed kept; no message twice.
+                submitted = {
+                    "action": action,
+                    "values": {key: request.POST.get(key, "") for key in ("note", "until")},
+                    "errors": exc.message_dict,
+                }
+                message = ""
+            return _finding_row(request, pk, error=message, status=status, submitted=submitted)
         if status == 400:
             return render(request, "400.html", {"exception": message}, status=400)
         return refusal(request, exc, status)
@@ -220,15 +262,21 @@ def finding_act(request: HttpRequest, pk: int, action: str) -> HttpResponse:
 # --- integration tokens --------------------------------------------------------------------
 
 
+#: Session key holding a just-issued token for its one display (``{"id": pk, "clear": token}``).
+ISSUED_TOKEN_SESSION_KEY = "warrant.issued_token"
+
+
 @login_required
 @require_http_methods(["GET", "POST"])
 def token_list(request: HttpRequest) -> HttpResponse:
-    """A person's integration tokens; issue one for oneself (the clear token is shown once)."""
+    """A person's integration tokens; issue one for oneself.
+
+    POST/redirect/GET: a token issued is kept in the session (never in the URL) and shown by the
+    next GET only, which removes it and is not cached (``Cache-Control: no-store``); reloading
+    the page neither issues another token nor shows the clear token again.
+    """
     form = TokenIssueForm(request.POST or None)
-    issued = None
-    status = 200
     if request.method == "POST":
-        status = 400
         if form.is_valid():
             try:
                 token, clear = services.integration_token_issue(
@@ -239,29 +287,28 @@ def token_list(request: HttpRequest) -> HttpResponse:
                     expires_at=form.expires_at(),
                 )
             except ValidationError as exc:
-                exc = (
-                    ValidationError(
-                        {("expires_on" if k == "expires_at" else k): v for k, v in exc.message_dict.items()}
-                    )
-                    if hasattr(exc, "error_dict")
-                    else exc
-                )
-                apply_service_errors(form, exc)
+                apply_service_errors(form, exc, {"expires_at": "expires_on"})
             else:
-                issued = {"token": token, "clear": clear}
-                form = TokenIssueForm()
-                status = 200
+                request.session[ISSUED_TOKEN_SESSION_KEY] = {"id": token.pk, "clear": clear}
+                return redirect("token-list")
+    tokens = selectors.integration_token_list(user=request.user)
+    issued = None
+    shown = request.session.pop(ISSUED_TOKEN_SESSION_KEY, None) if request.method == "GET" else None
+    if shown:
+        token = tokens.filter(pk=shown["id"]).first()
+        issued = {"token": token, "clear": shown["clear"]} if token is not None else None
     context = {
         "section": "tokens",
         "form": form,
         "issued": issued,
-        "tokens": selectors.integration_token_list(user=request.user),
+        "tokens": tokens,
         "now": timezone.now(),
         "scope_labels": dict(IntegrationToken.Scope.choices),
         "show_user": is_iam_admin(request.user),
+        "shown_once": bool(issued),
     }
-    response = render(request, "governance/token_list.html", context, status=status)
-    if issued:
+    response = render(request, "governance/token_list.html", context, status=400 if form.is_bound else 200)
+    if shown:
         response["Cache-Control"] = "no-store"
     return response
 
@@ -280,3 +327,96 @@ def token_revoke(request: HttpRequest, pk: int) -> HttpResponse:
         return refusal(request, exc, 409)
     messages.success(request, f"Token {token.name} ({token.prefix}…) is revoked.")
     return redirect("token-list")
+
+
+# --- audit log -----------------------------------------------------------------------------
+
+AUDIT_TIME_PARAMS = ("since", "until")
+
+
+def _audited_object_types() -> list[str]:
+    """The object types the audit log's filter suggests: Warrant's models as ``app_label.model``."""
+    models = [m for app in ("inventory", "governance") for m in apps.get_app_config(app).get_models()]
+    return sorted(m._meta.label_lower for m in models if m is not AuditEvent)
+
+
+def _require_audit_reader(user) -> None:
+    if not can_read_all(user):
+        raise PermissionDenied("Only IAM admins and auditors read the audit log; an agent's page shows its trail.")
+
+
+def _aware_times(params) -> QueryDict:
+    """``params`` with ``since`` / ``until`` typed without an offset read in the viewer's timezone.
+
+    The page's date pickers send local times (``2026-11-15T07:00``); the shared FilterSet takes
+    ISO 8601 with an offset only, so a local time gets the viewer's offset. Anything else is
+    passed on unchanged for the FilterSet to accept or refuse.
+    """
+    data = params.copy()
+    for key in AUDIT_TIME_PARAMS:
+        raw = data.get(key, "")
+        try:
+            parsed = parse_datetime(raw) if raw else None
+        except ValueError:
+            parsed = None
+        if parsed is not None and timezone.is_naive(parsed):
+            data[key] = timezone.make_aware(parsed, timezone.get_current_timezone()).isoformat()
+    return data
+
+
+@login_required
+@require_GET
+def audit_list(request: HttpRequest) -> HttpResponse:
+    """The audit log (IAM admins and auditors): who did what to which object, newest first.
+
+    Filters of ``AuditEventFilterSet`` — ``verb``, ``object_type``, ``object_id``, ``actor_type``,
+    ``since`` / ``until`` (a local time in the viewer's timezone, or ISO 8601 with an offset);
+    paginated; unknown filters or values → 400 with the reason. A constant number of queries.
+    Raises PermissionDenied for everyone else (owners read their agents' trails on the agent page).
+    """
+    _require_audit_reader(request.user)
+    params = without_empty(request.GET)
+    filterset = AuditEventFilterSet(
+        _aware_times(params), queryset=selectors.audit_event_list(user=request.user), request=request
+    )
+    errors = [] if filterset.is_valid() else filter_errors(filterset)
+    page = None
+    if not errors:
+        page, errors = paginate(params, filterset.qs)
+    context = {
+        "section": "audit",
+        "page": page,
+        "errors": errors,
+        "params": params,
+        "canonical_query": params.urlencode(),
+        "actor_types": AuditEvent.ActorType.choices,
+        "object_types": _audited_object_types(),
+    }
+    return list_response(request, "governance/audit_list.html", context, status=400 if errors else 200)
+
+
+@login_required
+@require_POST
+def audit_verify_chain(request: HttpRequest) -> HttpResponse:
+    """Verify the audit log's hash chain now (IAM admins and auditors); change nothing.
+
+    Shows "intact" with the number of events walked, or the first broken row and what is wrong
+    with it (``governance.audit.audit_verify``). htmx gets the result in place; a plain post is
+    redirected to the audit log with the result as a message.
+    """
+    _require_audit_reader(request.user)
+    events = selectors.audit_event_list(user=request.user)
+    head_id = events.values_list("id", flat=True).first()
+    broken = audit_verify()
+    result = {"intact": broken is None, "events": 0, "broken": broken, "event": None}
+    if broken is None:
+        result["events"] = events.filter(id__lte=head_id).count() if head_id is not None else 0
+    else:
+        result["event"] = events.filter(pk=broken.event_id).first()
+    if wants_partial(request):
+        return render(request, "governance/audit_list.html#verify-result", {"verify": result})
+    if broken is None:
+        messages.success(request, f"Audit chain intact: {result['events']} events.")
+    else:
+        messages.error(request, f"Audit chain broken at event {broken.event_id}: {broken.problem}.")
+    return redirect("audit-list")

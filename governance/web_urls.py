@@ -1,4 +1,4 @@
-"""Web UI routes: sign-in, dashboard, agents, findings, imports, integration tokens."""
+"""Web UI routes: sign-in, dashboard, agents, findings, imports, integration tokens, the audit log."""
 
 from django.contrib.auth import views as auth_views
 from django.urls import path
@@ -13,6 +13,7 @@ urlpatterns = [
     path("agents/", inventory_views.agent_list, name="agent-list"),
     path("agents/new/", inventory_views.agent_create, name="agent-create"),
     path("agents/<slug:slug>/", inventory_views.agent_detail, name="agent-detail"),
+    path("agents/<slug:slug>/risk-tier/", inventory_views.agent_set_risk_tier, name="agent-set-risk-tier"),
     path("agents/<slug:slug>/owner/", inventory_views.agent_assign_owner, name="agent-assign-owner"),
     path("agents/<slug:slug>/describe/", inventory_views.agent_update, name="agent-update"),
     path("agents/<slug:slug>/credentials/", inventory_views.credential_record, name="credential-record"),
@@ -38,4 +39,6 @@ urlpatterns = [
     path("imports/stale-check/", inventory_views.stale_check_run, name="stale-check-run"),
     path("tokens/", views.token_list, name="token-list"),
     path("tokens/<int:pk>/revoke/", views.token_revoke, name="token-revoke"),
+    path("audit/", views.audit_list, name="audit-list"),
+    path("audit/verify/", views.audit_verify_chain, name="audit-verify"),
 ]

@@ -6,7 +6,7 @@ from django.db.models import Q
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
 
-from governance.filtering import StrictFilterSet, ordering_filter
+from governance.filtering import StrictFilterSet, StrippedModelChoiceFilter, ordering_filter
 
 from .models import Agent, Credential, ImportRun, Team, Tool, WorkloadIdentity
 
@@ -14,8 +14,8 @@ User = get_user_model()
 
 
 @extend_schema_field(OpenApiTypes.STR)
-class AgentSlugFilter(django_filters.ModelChoiceFilter):
-    """An agent given by its slug (a string in the OpenAPI schema)."""
+class AgentSlugFilter(StrippedModelChoiceFilter):
+    """An agent given by its slug (a string in the OpenAPI schema); surrounding whitespace is ignored."""
 
 
 def agent_filter(field_name: str = "agent", **kwargs) -> AgentSlugFilter:
@@ -30,8 +30,8 @@ class AgentFilterSet(StrictFilterSet):
 
     q = django_filters.CharFilter(method="search", label="Search")
     state = django_filters.MultipleChoiceFilter(choices=Agent.State.choices)
-    owner = django_filters.ModelChoiceFilter(queryset=User.objects.all(), to_field_name="username", field_name="owner")
-    team = django_filters.ModelChoiceFilter(queryset=Team.objects.all(), to_field_name="slug", field_name="team")
+    owner = StrippedModelChoiceFilter(queryset=User.objects.all(), to_field_name="username", field_name="owner")
+    team = StrippedModelChoiceFilter(queryset=Team.objects.all(), to_field_name="slug", field_name="team")
     risk_tier = django_filters.MultipleChoiceFilter(choices=Agent.RiskTier.choices)
     environment = django_filters.MultipleChoiceFilter(choices=Agent.Environment.choices)
     kind = django_filters.MultipleChoiceFilter(choices=Agent.Kind.choices)

@@ -48,7 +48,8 @@ def _person_field(*, user, required: bool, label: str, help_text: str = "") -> f
 
 
 class AgentRegisterForm(forms.Form):
-    """Register an agent. An agent owner registers agents they own; an IAM admin names the owner."""
+    """Register an agent. An agent owner registers agents they own; an IAM admin names the owner and
+    may give a risk tier (the field is offered to IAM admins only; the service refuses it from others)."""
 
     name = forms.CharField(max_length=200)
     slug = forms.SlugField(max_length=100, required=False, help_text="Leave blank to derive it from the name.")
@@ -76,12 +77,37 @@ class AgentRegisterForm(forms.Form):
         self.fields["team"] = forms.ModelChoiceField(
             queryset=team_list(user=user), to_field_name="slug", required=False, empty_label="—"
         )
+        if is_iam_admin(user):
+            self.fields["risk_tier"] = forms.ChoiceField(
+                choices=Agent.RiskTier.choices,
+                initial=Agent.RiskTier.UNASSESSED,
+                required=False,
+                label="Risk tier",
+                help_text="Leave unassessed until the agent has been reviewed.",
+            )
 
 
 class ReasonForm(forms.Form):
     """A lifecycle action's reason, kept in the audit trail."""
 
     reason = forms.CharField(widget=forms.Textarea(attrs={"rows": 2}), required=False, max_length=2000)
+
+
+class RiskTierForm(forms.Form):
+    """Set an agent's risk tier by hand (IAM admins), with the reason kept in the audit trail."""
+
+    risk_tier = forms.ChoiceField(
+        choices=[c for c in Agent.RiskTier.choices if c[0] != Agent.RiskTier.UNASSESSED], label="Risk tier"
+    )
+    reason = forms.CharField(
+        widget=forms.Textarea(attrs={"rows": 2}),
+        max_length=2000,
+        error_messages={"required": "Give a reason; it is kept in the audit trail."},
+    )
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("auto_id", "tier_%s")
+        super().__init__(*args, **kwargs)
 
 
 class AssignOwnerForm(forms.Form):

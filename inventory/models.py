@@ -272,12 +272,22 @@ class Credential(models.Model):
         return self.last_rotated_at or self.created_at
 
     def clean(self):
+        """Refuse a literal secret in ``external_id``, ``label`` or ``provider`` and a fingerprint that is not
+        ``sha256:<64 hex>`` (invariant 9; rules in ``inventory.secrets``), then impossible dates."""
+        from .secrets import credential_fingerprint_refusal, text_refusal
+
+        refusals = {
+            "provider": text_refusal(self.provider),
+            "external_id": text_refusal(self.external_id),
+            "label": text_refusal(self.label),
+            "fingerprint": credential_fingerprint_refusal(self.fingerprint),
+        }
+        if any(refusals.values()):
+            raise ValidationError({field: message for field, message in refusals.items() if message})
         if self.expires_at and self.created_at and self.expires_at <= self.created_at:
             raise ValidationError({"expires_at": "A credential expires after it is created."})
         if self.last_used_at and self.observed_at and self.last_used_at > self.observed_at:
             raise ValidationError({"last_used_at": "Last use cannot be after the time it was observed."})
-        if self.fingerprint and not self.fingerprint.startswith("sha256:"):
-            raise ValidationError({"fingerprint": "Give a fingerprint as sha256:<hex>, never the secret."})
 
 
 class Tool(models.Model):
@@ -321,6 +331,20 @@ class Tool(models.Model):
         return f"{self.name} ({self.agent})" if self.agent_id else self.name
 
     def clean(self):
+        """Refuse a literal secret in the name, command, arguments, URL or source, and ``env_keys`` that are
+        not environment variable names (invariant 9; rules in ``inventory.secrets``), then the shape rules."""
+        from .secrets import args_refusal, env_keys_refusal, text_refusal, url_refusal
+
+        refusals = {
+            "name": text_refusal(self.name),
+            "command": text_refusal(self.command),
+            "args": args_refusal(self.args),
+            "url": url_refusal(self.url),
+            "env_keys": env_keys_refusal(self.env_keys),
+            "source": text_refusal(self.source),
+        }
+        if any(refusals.values()):
+            raise ValidationError({field: message for field, message in refusals.items() if message})
         validate_choice_list_field(self, "access_levels", AccessLevel, "access levels")
         validate_choice_list_field(self, "data_classes", DataClass, "data classes")
         if self.transport == self.Transport.STDIO and not self.command:

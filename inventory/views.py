@@ -39,13 +39,14 @@ from .forms import (
     CredentialRotateForm,
     ImportForm,
     ReasonForm,
+    RiskTierForm,
     ToolAccessForm,
     ToolAddForm,
     WorkloadIdentityForm,
 )
 from .importers import run_import
 from .models import Agent, Credential
-from .permissions import allowed_transitions, can_change_agent, can_register_agent
+from .permissions import allowed_transitions, can_change_agent, can_register_agent, can_transfer_ownership
 
 PAGE_SIZE = 25
 MAX_PAGE_SIZE = 100
@@ -194,11 +195,6 @@ TRANSITIONS = {
 }
 
 
-def _may_assign_owner(user, agent: Agent) -> bool:
-    """IAM admins assign any agent's owner; an owner or backup owner transfers an owned agent."""
-    return is_iam_admin(user) or (agent.owner_id is not None and can_change_agent(user, agent))
-
-
 def _detail_context(
     request: HttpRequest,
     agent: Agent,
@@ -211,7 +207,7 @@ def _detail_context(
 ) -> dict:
     """Everything the agent page shows, in a constant number of queries.
 
-    ``bound`` holds forms that failed, by key (``"agent"``, ``"credential"``, ``"identity"``,
+    ``bound`` holds forms that failed, by key (``"agent"``, ``"risk_tier"``, ``"credential"``, ``"identity"``,
     ``"tool"``, ``("rotate", pk)``, ``("revoke", pk)``, ``("tool", pk)``) so that they are shown
     again, open, with their errors. ``refused`` / ``notice`` are ``{"section": …, "message": …}``:
     a refusal (403/409) or a success message shown at the top of that section.
@@ -227,7 +223,7 @@ def _detail_context(
         }
         for name in allowed_transitions(user, agent)
     ]
-    may_assign = agent.state != Agent.State.DECOMMISSIONED and _may_assign_owner(user, agent)
+    may_assign = agent.state != Agent.State.DECOMMISSIONED and can_transfer_ownership(user, agent)
     if may_assign and owner_form is None:
         owner_form = AssignOwnerForm(
             user=user,
@@ -275,6 +271,10 @@ def _detail_context(
             "identity": bound.get("identity") or WorkloadIdentityForm(),
             "tool": bound.get("tool") or ToolAddForm(),
         }
+    if is_iam_admin(user) and agent.state != Agent.State.DECOMMISSIONED:
+        forms["risk_tier"] = bound.get("risk_tier") or RiskTierForm(
+            initial={"risk_tier": agent.risk_tier if agent.risk_tier != Agent.RiskTier.UNASSESSED else None}
+        )
     return {
         "section": "agents",
         "agent": agent,
@@ -339,8 +339,10 @@ def agent_transition(request: HttpRequest, slug: str, action: str) -> HttpRespon
 def agent_assign_owner(request: HttpRequest, slug: str) -> HttpResponse:
     """Assign or transfer the agent's owner (IAM admins; an owner may transfer their own agent)."""
     agent = _agent_or_404(request.user, slug)
-    if not _may_assign_owner(request.user, agent):
-        raise PermissionDenied("Only IAM admins and the agent's owners may assign its owner.")
+    if not can_transfer_ownership(request.user, agent):
+        raise PermissionDenied(
+            "Only IAM admins and the agent's owner may transfer it (its backup owner may once the owner has left)."
+        )
     form = AssignOwnerForm(request.POST, user=request.user)
     if form.is_valid():
         try:
@@ -367,7 +369,10 @@ def agent_assign_owner(request: HttpRequest, slug: str) -> HttpResponse:
 @login_required
 @require_http_methods(["GET", "POST"])
 def agent_create(request: HttpRequest) -> HttpResponse:
-    """Register an agent (IAM admins and agent owners; an owner registers agents they own)."""
+    """Register an agent (IAM admins and agent owners; an owner registers agents they own).
+
+    IAM admins may give its risk tier; the form offers the field to them only.
+    """
     if not can_register_agent(request.user):
         raise PermissionDenied("Only IAM admins and agent owners may register agents.")
     form = AgentRegisterForm(request.POST or None, user=request.user)
@@ -375,6 +380,8 @@ def agent_create(request: HttpRequest) -> HttpResponse:
     if request.method == "POST":
         if form.is_valid():
             data = form.cleaned_data
+            # Offered to IAM admins only; anyone else who sends one is refused by the service (403).
+            tier = data["risk_tier"] if "risk_tier" in form.fields else request.POST.get("risk_tier", "")
             try:
                 agent = services.agent_register(
                     actor=Actor.person(request.user),
@@ -389,6 +396,7 @@ def agent_create(request: HttpRequest) -> HttpResponse:
                     team=data["team"],
                     autonomy_level=data["autonomy_level"],
                     data_classes=data["data_classes"],
+                    risk_tier=tier or Agent.RiskTier.UNASSESSED,
                 )
             except ValidationError as exc:
                 apply_service_errors(form, exc)
@@ -508,6 +516,25 @@ def agent_update(request: HttpRequest, slug: str) -> HttpResponse:
     return _manage(
         request, slug, section="profile", form=form, key="agent", call=call, done=f"{agent.name}: description updated."
     )
+
+
+@login_required
+@require_POST
+def agent_set_risk_tier(request: HttpRequest, slug: str) -> HttpResponse:
+    """Set the agent's risk tier with a reason (IAM admins; ``services.agent_set_risk_tier``)."""
+    form = RiskTierForm(request.POST)
+
+    def call(agent, data):
+        before = agent.risk_tier
+        updated = services.agent_set_risk_tier(
+            actor=Actor.person(request.user), agent=agent, risk_tier=data["risk_tier"], reason=data["reason"]
+        )
+        tier = updated.get_risk_tier_display().lower()
+        if updated.risk_tier == before:
+            return f"Nothing was changed: {agent.name}'s risk tier is already {tier}."
+        return f"{agent.name}: risk tier set to {tier}."
+
+    return _manage(request, slug, section="profile", form=form, key="risk_tier", call=call, done="")
 
 
 @login_required

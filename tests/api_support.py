@@ -2,7 +2,11 @@
 
 Each endpoint and action is one ``Case`` with the status every caller expects; ``run_case``
 sends the request and asserts the status, that a successful write left its audit event (verb
-and actor) and that a refused one wrote nothing.
+and actor) and that a refused one wrote nothing. Every error response is JSON.
+
+Tokens carry only the scopes their user's role can use (``token_scopes_for``): the owner's and
+the admin's tokens get the case's scope, the auditor's token gets it only when an auditor may
+hold it (reads) and ``inventory:read`` otherwise.
 """
 
 from __future__ import annotations
@@ -17,23 +21,29 @@ from rest_framework.test import APIClient
 
 from governance.audit import Actor
 from governance.models import AuditEvent, IntegrationToken
-from governance.services import integration_token_issue
+from governance.services import integration_token_issue, token_scopes_for
 from tests.factories import T0
 
-ROLES = ("anonymous", "owner", "other_owner", "admin", "auditor", "token", "token_without_scope", "admin_token")
+ROLES = (
+    "anonymous", "owner", "other_owner", "admin", "auditor", "token", "token_without_scope", "admin_token",
+    "auditor_token",
+)
 ALL_SCOPES = tuple(IntegrationToken.Scope.values)
 READ = IntegrationToken.Scope.INVENTORY_READ
 WRITE = IntegrationToken.Scope.INVENTORY_WRITE
 
 
 def expect(*, owner: int, other_owner: int, admin: int, auditor: int, anonymous: int = 401,
-           token: int | None = None, token_without_scope: int = 403, admin_token: int | None = None) -> dict[str, int]:
+           token: int | None = None, token_without_scope: int = 403, admin_token: int | None = None,
+           auditor_token: int | None = None) -> dict[str, int]:
     """Expected status per caller. A token acts for its user: ``token`` is the owner's token
-    (defaults to the owner's status), ``admin_token`` an IAM admin's (defaults to the admin's)."""
+    (defaults to the owner's status), ``admin_token`` an IAM admin's (defaults to the admin's),
+    ``auditor_token`` an auditor's (defaults to the auditor's: reads as they do, never writes)."""
     return {
         "anonymous": anonymous, "owner": owner, "other_owner": other_owner, "admin": admin, "auditor": auditor,
         "token": owner if token is None else token, "token_without_scope": token_without_scope,
         "admin_token": admin if admin_token is None else admin_token,
+        "auditor_token": auditor if auditor_token is None else auditor_token,
     }
 
 
@@ -45,6 +55,8 @@ CREATE_FOR_OWN_AGENT = expect(owner=201, other_owner=403, admin=201, auditor=403
 ADMIN_ONLY_ON_OWN = expect(owner=403, other_owner=404, admin=200, auditor=403)
 ADMIN_ONLY = expect(owner=403, other_owner=403, admin=200, auditor=403)
 ADMIN_ONLY_CREATE = expect(owner=403, other_owner=403, admin=201, auditor=403)
+
+TOKEN_ROLES = {"token": "owner", "token_without_scope": "owner", "admin_token": "admin", "auditor_token": "auditor"}
 
 
 @dataclass(frozen=True)
@@ -98,9 +110,13 @@ def caller(role: str, people: dict, scope: str) -> tuple[APIClient, Callable[[Au
     """The client for ``role`` and a predicate saying whether an audit event's actor is that caller."""
     if role == "anonymous":
         return APIClient(), lambda e: False
-    if role in ("token", "token_without_scope", "admin_token"):
-        user = people["admin" if role == "admin_token" else "owner"]
-        scopes = [scope] if role != "token_without_scope" else [s for s in ALL_SCOPES if s != scope]
+    if role in TOKEN_ROLES:
+        user = people[TOKEN_ROLES[role]]
+        allowed = token_scopes_for(user)
+        if role == "token_without_scope":
+            scopes = [s for s in ALL_SCOPES if s != scope and s in allowed]
+        else:
+            scopes = [scope] if scope in allowed else [READ]
         token, clear = issue_token(user, scopes)
         return token_client(clear), lambda e: e.actor_type == "integration" and e.actor_id == str(token.pk)
     user = people[role]
@@ -117,6 +133,8 @@ def run_case(case: Case, role: str, world: dict) -> object:
     response = send(url, body, format=case.format) if case.method in ("post", "patch") else send(url)
     expected = case.expected[role]
     assert response.status_code == expected, (case.name, role, response.status_code, getattr(response, "data", None))
+    if response.status_code >= 400:
+        assert response["Content-Type"].startswith("application/json"), (case.name, role, response["Content-Type"])
     new_events = list(AuditEvent.objects.filter(id__gt=last).order_by("id"))
     if case.method == "get" or response.status_code >= 400:
         assert new_events == [], f"{case.name} as {role} wrote {[e.verb for e in new_events]}"

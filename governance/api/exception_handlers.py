@@ -1,10 +1,12 @@
 """The one place that maps application errors to HTTP responses.
 
 ``ValidationError`` → 400 with field messages; ``PermissionDenied`` → 403; ``Conflict`` → 409;
-``ObjectDoesNotExist`` → 404. Everything else goes to DRF's default handler.
+``ObjectDoesNotExist`` → 404; a body over ``DATA_UPLOAD_MAX_MEMORY_SIZE`` (``RequestDataTooBig``)
+→ 413 and any other request Django refuses to read (too many fields or files) → 400, each as
+``{"detail": "…"}``. Everything else goes to DRF's default handler.
 """
 
-from django.core.exceptions import ObjectDoesNotExist
+from django.core.exceptions import ObjectDoesNotExist, RequestDataTooBig, SuspiciousOperation
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import ValidationError as DjangoValidationError
 from rest_framework import exceptions, status
@@ -12,6 +14,16 @@ from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
 from governance.errors import Conflict
+
+from .error_views import too_large_detail
+
+
+class PayloadTooLarge(exceptions.APIException):
+    """413: the request body exceeds ``DATA_UPLOAD_MAX_MEMORY_SIZE`` (RFC 9110 §15.5.14)."""
+
+    status_code = status.HTTP_413_REQUEST_ENTITY_TOO_LARGE
+    default_detail = "The request body is too large."
+    default_code = "too_large"
 
 
 def validation_error_detail(exc: DjangoValidationError) -> dict | list:
@@ -31,4 +43,8 @@ def exception_handler(exc, context):
         return Response({"detail": str(exc), "code": "conflict"}, status=status.HTTP_409_CONFLICT)
     elif isinstance(exc, ObjectDoesNotExist):
         exc = exceptions.NotFound()
+    elif isinstance(exc, RequestDataTooBig):
+        exc = PayloadTooLarge(too_large_detail())
+    elif isinstance(exc, SuspiciousOperation):
+        exc = exceptions.ParseError(str(exc) or None)
     return drf_exception_handler(exc, context)

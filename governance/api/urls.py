@@ -1,4 +1,8 @@
-"""REST API v1 routes: the inventory's and governance's viewsets on one router."""
+"""REST API v1 routes: the inventory's and governance's viewsets on one router.
+
+Included by ``governance.urls`` under ``/api/v1/`` in the ``api`` namespace: reverse
+``api:agent-list``, ``api:agent-set-risk-tier`` …; the un-namespaced names are the web UI's.
+"""
 
 from rest_framework.routers import DefaultRouter
 

@@ -123,7 +123,8 @@ AGENT_READ_ONLY = (
 
 
 class AgentCreateInputSerializer(StrictInputSerializer):
-    """Register an agent (``inventory.services.agent_register``). ``owner`` defaults to the caller."""
+    """Register an agent (``inventory.services.agent_register``). ``owner`` defaults to the caller;
+    ``risk_tier`` other than unassessed only from IAM admins (the service refuses others with 403)."""
 
     read_only_names = AGENT_READ_ONLY
     name = serializers.CharField(max_length=200)
@@ -154,6 +155,18 @@ class AgentUpdateInputSerializer(StrictInputSerializer):
     team = team_field(allow_null=True)
     autonomy_level = serializers.ChoiceField(choices=Agent.Autonomy.choices)
     data_classes = choice_list(DataClass.choices)
+
+
+class RiskTierInputSerializer(StrictInputSerializer):
+    """``risk_tier`` (low, medium, high or critical; the service refuses a return to unassessed
+    with 400) and ``reason`` (required, kept in the audit trail) for
+    ``inventory.services.agent_set_risk_tier``."""
+
+    read_only_names = ("state",)
+    risk_tier = serializers.ChoiceField(
+        choices=Agent.RiskTier.choices, help_text="low, medium, high or critical (not back to unassessed)."
+    )
+    reason = serializers.CharField(max_length=2000, allow_blank=True, trim_whitespace=True)
 
 
 class AssignOwnerInputSerializer(StrictInputSerializer):

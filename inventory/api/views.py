@@ -40,6 +40,7 @@ from .serializers import (
     CredentialSerializer,
     ImportInputSerializer,
     ImportRunSerializer,
+    RiskTierInputSerializer,
     TeamInputSerializer,
     TeamSerializer,
     ToolCreateInputSerializer,
@@ -111,7 +112,8 @@ class AgentViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, WarrantView
     @extend_schema(
         summary="Register an agent",
         description="The agent starts proposed. `owner` defaults to the caller; an agent owner registers "
-        "only agents they own themselves (403 otherwise).",
+        "only agents they own themselves (403 otherwise). Owners and backup owners must be agent owners or "
+        "IAM admins (400 otherwise). Only IAM admins may give a `risk_tier` other than `unassessed` (403).",
         request=AgentCreateInputSerializer,
         responses={201: AgentSerializer},
     )
@@ -169,9 +171,24 @@ class AgentViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, WarrantView
         return self.render(services.agent_decommission(actor=self.actor, agent=agent, **data))
 
     @extend_schema(
+        summary="Set an agent's risk tier (IAM admins)",
+        description="`risk_tier` is low, medium, high or critical; the `reason` is required and kept in the "
+        "audit trail. A decommissioned agent's tier no longer changes (409).",
+        request=RiskTierInputSerializer,
+        responses=AgentSerializer,
+    )
+    @action(detail=True, methods=["post"], url_path="set-risk-tier")
+    def set_risk_tier(self, request, slug=None):
+        agent = self.get_object()
+        data = self.parse(RiskTierInputSerializer)
+        return self.render(services.agent_set_risk_tier(actor=self.actor, agent=agent, **data))
+
+    @extend_schema(
         summary="Assign or transfer ownership",
         description="`owner` and `backup_owner` by username; `backup_owner: null` removes the backup owner, "
-        "leaving it out keeps it.",
+        "leaving it out keeps it. IAM admins may assign any agent; its owner may transfer it; its backup owner "
+        "only once the owner is no longer active (403 otherwise). Owners and backup owners must be agent "
+        "owners or IAM admins, never auditors (400).",
         request=AssignOwnerInputSerializer,
         responses=AgentSerializer,
     )

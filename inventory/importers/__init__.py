@@ -53,12 +53,29 @@ def run_import(
     - ``observed_at``: aware datetime; for a raw CSV credential report, when it was generated
       (the JSON form carries ``GeneratedTime``, which takes precedence).
 
+    An option that does not apply to ``source`` is refused rather than ignored: ``agent`` with a
+    credential report, ``observed_at`` with an MCP configuration. Messages speak of the options
+    by name ("agent", "observed at"), never of one client's flags: the shell, the upload page and
+    the API show them alike.
+
     Raises ``ImportFailed`` (a field-keyed ``ValidationError`` on ``file``, ``agent``,
     ``observed_at`` or ``source``; HTTP 400), ``PermissionDenied`` (403), ``Conflict`` (409,
     a decommissioned agent). Writes nothing when it raises.
     """
     if source not in SOURCES:
         raise ImportFailed(f"Unknown source {source!r}; expected one of {', '.join(SOURCES)}.", field="source")
+    if source == AWS_CREDENTIAL_REPORT and agent is not None:
+        raise ImportFailed(
+            "The agent applies only to an MCP client configuration; an AWS credential report finds its "
+            "agents itself. Leave the agent blank.",
+            field="agent",
+        )
+    if source == MCP_CONFIG and observed_at is not None:
+        raise ImportFailed(
+            "Observed at applies only to an AWS credential report (a raw CSV report's generation time); an MCP "
+            "client configuration is imported as it is now. Leave observed at blank.",
+            field="observed_at",
+        )
     if not isinstance(content, bytes | bytearray):
         raise TypeError("content must be the file's bytes")
     content = bytes(content)

@@ -175,20 +175,18 @@ def parse(content: bytes, *, observed_at: datetime | None = None, now: datetime)
     if text.lstrip().startswith(("{", "[")):
         csv_text, generated, prefix = _unwrap_json(text)
         fmt = "json"
-        if generated is None and observed_at is None:
-            raise ImportFailed(
-                "The report has no GeneratedTime; give observed_at, the time it was generated.", field="observed_at"
-            )
-        report_time = generated or observed_at
     else:
-        csv_text, prefix, fmt = text, "", "csv"
-        if observed_at is None:
-            raise ImportFailed(
-                "A raw credential report does not say when it was generated; give observed_at "
-                "(--observed-at), the report's generation time as ISO 8601 with a UTC offset.",
-                field="observed_at",
-            )
-        report_time = observed_at
+        csv_text, generated, prefix, fmt = text, None, "", "csv"
+    _check_header(csv_text, prefix)  # what the file is, before what it lacks
+    if generated is None and observed_at is None:
+        raise ImportFailed(
+            "The report has no GeneratedTime; give observed at, the time it was generated."
+            if fmt == "json"
+            else "A raw credential report does not say when it was generated; give observed at, the "
+            "report's generation time as ISO 8601 with a UTC offset.",
+            field="observed_at",
+        )
+    report_time = generated or observed_at
     report_time = report_time.astimezone(now.tzinfo)
     if report_time > now + FUTURE_SKEW:
         if fmt == "json" and generated is not None:
@@ -239,33 +237,49 @@ def _unwrap_json(text: str) -> tuple[str, datetime | None, str]:
     return decode_text(raw_csv, prefix=prefix), generated, prefix
 
 
+def _read_header(reader, prefix: str) -> tuple[list[str], int]:
+    """The report's header row (stripped names) and its line; raises ``ImportFailed`` unless it is
+    a credential report's header. May raise ``csv.Error``."""
+    header = next(reader, None)
+    while header is not None and not header:
+        header = next(reader, None)
+    if header is None:
+        raise fail("The report is empty.", 1, 1, prefix=prefix)
+    header_line = reader.line_num
+    header = [h.strip() for h in header]
+    seen: set[str] = set()
+    for i, name in enumerate(header, start=1):
+        if name in seen:
+            raise fail(f"The header repeats column {name!r}.", header_line, i, name, prefix=prefix)
+        seen.add(name)
+    missing = [c for c in REQUIRED_COLUMNS if c not in seen]
+    if missing:
+        unknown = [i for i, name in enumerate(header, start=1) if name not in KNOWN_COLUMNS]
+        column = unknown[0] if unknown else len(header) + 1
+        raise fail(
+            "Not an AWS IAM credential report: the header lacks the column"
+            f"{'s' if len(missing) > 1 else ''} {', '.join(missing)}.",
+            header_line,
+            column,
+            header[column - 1] if unknown else "",
+            prefix=prefix,
+        )
+    return header, header_line
+
+
+def _check_header(text: str, prefix: str) -> None:
+    """Raise ``ImportFailed`` unless ``text`` starts with a credential report's header."""
+    reader = csv.reader(io.StringIO(text, newline=""), strict=True)
+    try:
+        _read_header(reader, prefix)
+    except csv.Error as exc:
+        raise fail(f"Not a well-formed CSV file: {exc}.", reader.line_num, 1, prefix=prefix)
+
+
 def _parse_csv(text: str, report_time: datetime, prefix: str) -> tuple[list[ReportUser], int]:
     reader = csv.reader(io.StringIO(text, newline=""), strict=True)
     try:
-        header = next(reader, None)
-        while header is not None and not header:
-            header = next(reader, None)
-        if header is None:
-            raise fail("The report is empty.", 1, 1, prefix=prefix)
-        header_line = reader.line_num
-        header = [h.strip() for h in header]
-        seen: set[str] = set()
-        for i, name in enumerate(header, start=1):
-            if name in seen:
-                raise fail(f"The header repeats column {name!r}.", header_line, i, name, prefix=prefix)
-            seen.add(name)
-        missing = [c for c in REQUIRED_COLUMNS if c not in seen]
-        if missing:
-            unknown = [i for i, name in enumerate(header, start=1) if name not in KNOWN_COLUMNS]
-            column = unknown[0] if unknown else len(header) + 1
-            raise fail(
-                "Not an AWS IAM credential report: the header lacks the column"
-                f"{'s' if len(missing) > 1 else ''} {', '.join(missing)}.",
-                header_line,
-                column,
-                header[column - 1] if unknown else "",
-                prefix=prefix,
-            )
+        header, _ = _read_header(reader, prefix)
         index = {name: i for i, name in enumerate(header)}
         users: list[ReportUser] = []
         by_name: dict[str, int] = {}

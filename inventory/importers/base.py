@@ -60,11 +60,6 @@ def sha256_hex(content: bytes) -> str:
     return hashlib.sha256(content).hexdigest()
 
 
-def fingerprint(value: str) -> str:
-    """``sha256:<hex>`` of a secret value: enough to recognise it again, never the value itself."""
-    return "sha256:" + hashlib.sha256(value.encode("utf-8")).hexdigest()
-
-
 def line_col(text: str, offset: int) -> tuple[int, int]:
     """1-based line and column of character ``offset`` in ``text``."""
     line = text.count("\n", 0, offset) + 1

@@ -15,10 +15,15 @@ so (``--read-only``, ``readonly``); otherwise read, write and execute, since an 
 is a broad one.
 
 A literal secret in ``env``, ``headers``, a URL (userinfo password, token-like query
-parameters) or the arguments raises one ``literal_secret_in_config`` finding on the tool
-(OWASP NHI2) that keeps each secret's location and ``sha256:`` fingerprint only; stored URLs and
-arguments have the secret replaced by ``REDACTED``. ``${…}`` and ``${input:…}`` references are
-not secrets.
+parameters), the command or the arguments raises one ``literal_secret_in_config`` finding on
+the tool (OWASP NHI2) that keeps each secret's location, kind and keyed fingerprint
+(``inventory.secrets.fingerprint``) only; stored URLs and arguments have the secret replaced by
+``REDACTED``. What counts as a secret is decided in ``inventory.secrets``, the same rules that
+make ``Tool.clean`` refuse one; ``${…}`` and ``${input:…}`` references are not secrets.
+
+An import describes the whole of one file: a tool of the agent whose ``source`` is this file's
+name and that the file no longer lists is removed (``tool.remove``), its unresolved findings
+resolved. Tools from other files or registered by hand are left alone.
 """
 
 from __future__ import annotations
@@ -28,20 +33,21 @@ import os
 import re
 from dataclasses import dataclass
 from datetime import datetime
-from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, urlsplit
 
 import json5
 from django.contrib.contenttypes.models import ContentType
 from django.core.exceptions import ValidationError
+from django.db.models import Q
 
 from governance.audit import Actor, PendingEvent, audit_record_many, object_type_of, snapshot
 from governance.findings import Condition, finding_raise, findings_resolve_for
 from governance.models import Finding
 
 from ..models import AccessLevel, Agent, Tool
-from .base import decode_text, fail, fingerprint, locate_key, offset_of
+from ..secrets import ENV_NAME, SecretHit, SecretScanner
+from .base import decode_text, fail, locate_key, offset_of
 
-REDACTED = "REDACTED"
 FINDING_KIND = "literal_secret_in_config"
 INTERNAL_SUFFIXES = (".internal", ".local", ".corp", ".lan", ".localhost", ".home.arpa")
 # A host with one of these labels anywhere (payments.internal.example.com) is an internal name.
@@ -54,197 +60,6 @@ TRANSPORTS = {
     "sse": Tool.Transport.SSE,
 }
 BROAD_ACCESS = [AccessLevel.READ, AccessLevel.WRITE, AccessLevel.EXECUTE]
-
-# --- secret detection -----------------------------------------------------------------------
-
-_SECRET_FRAGMENTS = (
-    "token",
-    "secret",
-    "password",
-    "passwd",
-    "apikey",
-    "credential",
-    "authorization",
-    "privatekey",
-    "accesskey",
-    "clientsecret",
-)
-_SECRET_WORDS = frozenset({"key", "auth", "pwd", "pat", "pass", "sig", "signature"})
-_NOT_SECRET_LAST_WORDS = frozenset(
-    {
-        "id",
-        "url",
-        "uri",
-        "endpoint",
-        "host",
-        "hostname",
-        "port",
-        "type",
-        "mode",
-        "method",
-        "file",
-        "path",
-        "dir",
-        "enabled",
-        "name",
-        "header",
-        "region",
-        "scheme",
-        "user",
-        "username",
-        "email",
-        "scope",
-        "scopes",
-        "expiry",
-        "expires",
-        "ttl",
-        "length",
-        "version",
-        "provider",
-        "strategy",
-        "server",
-        "domain",
-        "issuer",
-        "audience",
-        "prefix",
-        "suffix",
-        "format",
-        "size",
-        "count",
-        "limit",
-        "timeout",
-        "env",
-        "var",
-        "variable",
-    }
-)
-_VALUE_PATTERN = re.compile(
-    r"(?<![A-Za-z0-9])(?:gh[pousr]_[A-Za-z0-9]{20,}|github_pat_[A-Za-z0-9_]{20,}|sk-[A-Za-z0-9_-]{16,}"
-    r"|xox[abpsr]-[A-Za-z0-9-]{8,}|(?:AKIA|ASIA)[A-Z0-9]{16})(?![A-Za-z0-9])"
-)
-_BEARER = re.compile(r"\b(Bearer)\s+(\S+)", re.IGNORECASE)
-_REFERENCE = re.compile(r"\$\{[^}]*\}|\$[A-Za-z_][A-Za-z0-9_]*")
-_NOT_SECRET_VALUES = frozenset({"true", "false", "yes", "no", "on", "off", "null", "none", "", "-"})
-
-
-def _words(key: str) -> list[str]:
-    spaced = re.sub(r"([a-z0-9])([A-Z])", r"\1_\2", key)
-    return [w for w in re.split(r"[^A-Za-z0-9]+", spaced.lower()) if w]
-
-
-def is_secret_name(key: str) -> bool:
-    """True if a variable, header or parameter name says it holds a secret (token, key, password …)."""
-    words = _words(key)
-    if not words or words[-1] in _NOT_SECRET_LAST_WORDS:
-        return False
-    compact = "".join(words)
-    return any(f in compact for f in _SECRET_FRAGMENTS) or any(w in _SECRET_WORDS for w in words)
-
-
-def is_literal(value: str) -> bool:
-    """True if ``value`` is a literal, not a ``${…}``/``$VAR`` reference, flag, number, path or placeholder."""
-    v = value.strip()
-    if v.lower() in _NOT_SECRET_VALUES or len(v) < 4 or _REFERENCE.search(v):
-        return False
-    if re.fullmatch(r"[-+]?\d+(\.\d+)?", v) or re.fullmatch(r"<[^<>]*>", v):
-        return False
-    return not (v.startswith(("/", "~", "./", "../")) or re.match(r"^[A-Za-z]:[\\/]", v))
-
-
-def _looks_like_url(value: str) -> bool:
-    return bool(re.match(r"^[A-Za-z][A-Za-z0-9+.-]*://", value.strip()))
-
-
-@dataclass(frozen=True)
-class SecretHit:
-    """A literal secret's location in the server's configuration and its fingerprint (never the value)."""
-
-    location: str
-    fingerprint: str
-
-
-class _Secrets:
-    """Collects hits for one server and redacts what is stored."""
-
-    def __init__(self):
-        self.hits: list[SecretHit] = []
-
-    def add(self, location: str, value: str) -> None:
-        self.hits.append(SecretHit(location, fingerprint(value)))
-
-    def value(self, location: str, key: str, value: str) -> None:
-        """An ``env`` or ``headers`` value under ``key`` (not stored; only checked)."""
-        if _looks_like_url(value):
-            self.url(location, value)
-            return
-        self.text(location, value, secret_name=is_secret_name(key))
-
-    def text(self, location: str, value: str, *, secret_name: bool) -> str:
-        """Check a free-text value; return it with secrets redacted."""
-        scheme = _BEARER.search(value)
-        if scheme and is_literal(scheme.group(2)):
-            self.add(location, scheme.group(2))
-            return value[: scheme.start(2)] + REDACTED + value[scheme.end(2) :]
-        if secret_name and is_literal(value):
-            self.add(location, value.strip())
-            return REDACTED
-        found = _VALUE_PATTERN.findall(value)
-        for token in found:
-            self.add(location, token)
-        return _VALUE_PATTERN.sub(REDACTED, value) if found else value
-
-    def url(self, location: str, value: str) -> str:
-        """Check a URL's password and query; return it with secrets redacted."""
-        try:
-            parts = urlsplit(value)
-            password = parts.password
-        except ValueError:
-            return self.text(location, value, secret_name=False)
-        netloc = parts.netloc
-        if password and is_literal(password):
-            self.add(f"{location}.password", password)
-            userinfo, _, hostport = netloc.rpartition("@")
-            username = userinfo.split(":", 1)[0]
-            netloc = f"{username}:{REDACTED}@{hostport}"
-        query = parse_qsl(parts.query, keep_blank_values=True)
-        redacted_query, changed = [], False
-        for name, val in query:
-            if (is_secret_name(name) and is_literal(val)) or _VALUE_PATTERN.fullmatch(val):
-                self.add(f"{location}.query.{name}", val)
-                redacted_query.append((name, REDACTED))
-                changed = True
-            else:
-                redacted_query.append((name, val))
-        new_query = urlencode(redacted_query, quote_via=quote, safe="${}:/") if changed else parts.query
-        if netloc == parts.netloc and not changed:
-            return value
-        return urlunsplit((parts.scheme, netloc, parts.path, new_query, parts.fragment))
-
-    def args(self, args: list[str]) -> list[str]:
-        """Check command-line arguments (``--flag=value``, ``--flag value``, URLs, token patterns)."""
-        out = []
-        for i, arg in enumerate(args):
-            loc = f"args[{i}]"
-            flag = re.match(r"^(--?[A-Za-z][\w.-]*)=(.*)$", arg, re.DOTALL)
-            env_pair = re.match(r"^([A-Za-z_][A-Za-z0-9_]*)=(.*)$", arg, re.DOTALL)
-            prev = args[i - 1] if i else ""
-            if flag:
-                out.append(f"{flag.group(1)}={self._arg_value(loc, flag.group(1), flag.group(2))}")
-            elif env_pair:
-                out.append(f"{env_pair.group(1)}={self._arg_value(loc, env_pair.group(1), env_pair.group(2))}")
-            elif prev.startswith("-") and "=" not in prev and is_secret_name(prev) and not arg.startswith("-"):
-                out.append(self._arg_value(loc, prev, arg))
-            elif _looks_like_url(arg):
-                out.append(self.url(loc, arg))
-            else:
-                out.append(self.text(loc, arg, secret_name=False))
-        return out
-
-    def _arg_value(self, loc: str, name: str, value: str) -> str:
-        if _looks_like_url(value):
-            return self.url(loc, value)
-        return self.text(loc, value, secret_name=is_secret_name(name))
-
 
 # --- parse (no database) --------------------------------------------------------------------
 
@@ -392,14 +207,21 @@ def _parse_server(text: str, container: str, name: str, entry, pos: tuple[int, i
     if len(command) > 500 or len(url) > 1000:
         raise error("command or url is too long.")
 
-    secrets = _Secrets()
+    for key in env:
+        if not ENV_NAME.match(key):
+            raise error(
+                "env: each key must be an environment variable name (letters, digits and _, not starting "
+                "with a digit).",
+                key,
+            )
+    secrets = SecretScanner()
     for key, value in env.items():
         secrets.value(f"env.{key}", key, value)
     for key, value in headers.items():
         secrets.value(f"headers.{key}", key, value)
     stored_url = secrets.url("url", url) if url else ""
     stored_args = secrets.args(args)
-    stored_command = secrets.text("command", command, secret_name=False) if command else ""
+    stored_command = secrets.text("command", command) if command else ""
 
     return McpServer(
         name=name,
@@ -477,6 +299,7 @@ def _destination(transport: str, url: str) -> str:
 
 COMPARED = ("transport", "command", "args", "url", "env_keys", "access_levels", "destination", "source")
 TOOL_SNAPSHOT = ("agent", "name", *COMPARED)
+REMOVED_SNAPSHOT = (*TOOL_SNAPSHOT, "data_classes")
 
 
 def _wanted(server: McpServer, source: str) -> dict:
@@ -504,9 +327,13 @@ def apply(config: McpConfig, *, actor: Actor, agent: Agent, filename: str, now: 
     """Write a parsed configuration as ``agent``'s tools; call inside a transaction with the agent locked.
 
     New servers become tools (``bulk_create``), changed ones are updated, unchanged ones are left
-    alone; one audit event per change (``audit_record_many``). Each tool's literal-secret finding
-    is opened, kept (same secrets), replaced (different secrets) or resolved (none left).
-    Returns the counts of what it did. Raises ``ImportFailed`` if a tool fails validation.
+    alone; tools that came from a file of the same name (``source``) and that this file no longer
+    lists are removed (``tool.remove``), their unresolved findings resolved with a note. One audit
+    event per change (``audit_record_many``). Each listed tool's literal-secret finding is
+    opened, kept (same secrets), replaced (different secrets) or resolved (none left).
+
+    Returns the counts of what it did (``tools_removed`` and ``removed_tool_findings_resolved``
+    count the removals). Raises ``ImportFailed`` if a tool fails validation.
     """
     source = os.path.basename(filename or "")[:200]
     counts = dict.fromkeys(
@@ -515,6 +342,8 @@ def apply(config: McpConfig, *, actor: Actor, agent: Agent, filename: str, now: 
             "tools_created",
             "tools_updated",
             "tools_unchanged",
+            "tools_removed",
+            "removed_tool_findings_resolved",
             "secrets_found",
             "secret_findings_opened",
             "secret_findings_resolved",
@@ -522,10 +351,15 @@ def apply(config: McpConfig, *, actor: Actor, agent: Agent, filename: str, now: 
         0,
     )
     counts["servers"] = len(config.servers)
-    existing = {
-        t.name: t
-        for t in Tool.objects.select_for_update().filter(agent=agent, name__in=[s.name for s in config.servers])
-    }
+    listed = {s.name for s in config.servers}
+    lookup = Q(name__in=listed)
+    if source:  # a tool with no source was registered by hand; a nameless upload removes nothing
+        lookup |= Q(source=source)
+    known = {t.name: t for t in Tool.objects.select_for_update().filter(lookup, agent=agent).order_by("name")}
+    existing = {name: t for name, t in known.items() if name in listed}
+    counts["tools_removed"], counts["removed_tool_findings_resolved"] = _remove(
+        [t for name, t in known.items() if name not in listed], actor=actor, source=source, now=now
+    )
     events: list[PendingEvent] = []
     to_create: list[Tool] = []
     to_update: list[Tool] = []
@@ -588,20 +422,23 @@ def apply(config: McpConfig, *, actor: Actor, agent: Agent, filename: str, now: 
     for server in config.servers:
         tool = tools[server.name]
         counts["secrets_found"] += len(server.secrets)
-        secrets = [{"location": h.location, "fingerprint": h.fingerprint} for h in server.secrets]
+        secrets = [{"location": h.location, "kind": h.kind, "fingerprint": h.fingerprint} for h in server.secrets]
         current = open_findings.get(tool.pk)
         if current is not None and (not secrets or current.evidence.get("secrets") != secrets):
-            note = (
-                "Literal secret removed from the configuration."
-                if not secrets
-                else "The configuration's literal secrets changed; see the new finding."
-            )
+            if not secrets:
+                note = "Literal secret removed from the configuration."
+            elif any(
+                not str(s.get("fingerprint", "")).startswith("hmac-") for s in current.evidence.get("secrets", [])
+            ):
+                note = "Replaced by a finding with keyed (HMAC-SHA256) fingerprints; see the new finding."
+            else:
+                note = "The configuration's literal secrets changed; see the new finding."
             counts["secret_findings_resolved"] += findings_resolve_for(
                 actor=actor, kind=FINDING_KIND, subject=tool, now=now, note=note
             )
         if not secrets:
             continue
-        places = ", ".join(f"{s['location']} ({s['fingerprint'][:19]}…)" for s in secrets)
+        places = ", ".join(f"{s['location']} ({s['kind']}, {s['fingerprint']})" for s in secrets)
         _, opened = finding_raise(
             actor=actor,
             kind=FINDING_KIND,
@@ -618,4 +455,37 @@ def apply(config: McpConfig, *, actor: Actor, agent: Agent, filename: str, now: 
     return counts
 
 
-__all__ = ["McpConfig", "McpServer", "SecretHit", "apply", "is_internal_host", "is_literal", "is_secret_name", "parse"]
+def _remove(tools: list[Tool], *, actor: Actor, source: str, now: datetime) -> tuple[int, int]:
+    """Remove tools the file no longer lists; resolve their unresolved findings. Returns (tools, findings)."""
+    if not tools:
+        return 0, 0
+    by_pk = {t.pk: t for t in tools}
+    unresolved = (
+        Finding.objects.filter(
+            subject_type=ContentType.objects.get_for_model(Tool),
+            subject_id__in=list(by_pk),
+            status__in=Finding.UNRESOLVED,
+        )
+        .order_by("subject_id", "kind")
+        .values_list("subject_id", "kind")
+        .distinct()
+    )
+    note = f"The tool was removed: {source} no longer lists it."
+    resolved = sum(
+        findings_resolve_for(actor=actor, kind=kind, subject=by_pk[pk], now=now, note=note) for pk, kind in unresolved
+    )
+    audit_record_many(
+        actor=actor,
+        events=[
+            PendingEvent(
+                "tool.remove", object_type_of(t), str(t.pk), str(t)[:300], before=snapshot(t, REMOVED_SNAPSHOT)
+            )
+            for t in tools
+        ],
+        at=now,
+    )
+    Tool.objects.filter(pk__in=list(by_pk)).delete()
+    return len(tools), resolved
+
+
+__all__ = ["FINDING_KIND", "McpConfig", "McpServer", "apply", "is_internal_host", "parse"]

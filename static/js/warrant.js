@@ -1,4 +1,6 @@
-/* Warrant: tell the server the viewer's timezone (cookie "tz"), so that times render in it. */
+/* Warrant's own script, loaded before htmx on every page. */
+
+/* Tell the server the viewer's timezone (cookie "tz"), so that times render in it. */
 (function () {
   "use strict";
   var zone;
@@ -20,3 +22,15 @@
     window.location.reload();
   }
 })();
+
+/* Ask before an irreversible action sent by a plain form: <form data-confirm="Question?">.
+   (Forms sent by htmx ask with hx-confirm instead.) Without JavaScript the form is sent as is. */
+document.addEventListener("submit", function (event) {
+  "use strict";
+  var form = event.target;
+  var question = form && form.getAttribute && form.getAttribute("data-confirm");
+  if (question && !window.confirm(question)) {
+    event.preventDefault();
+    event.stopImmediatePropagation();
+  }
+}, true);

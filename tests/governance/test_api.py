@@ -4,14 +4,19 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from django.core.exceptions import RequestDataTooBig
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.core.management import call_command
 from django.db import transaction
+from django.test import RequestFactory
+from django.urls import reverse
 from rest_framework.test import APIClient
 
+from governance.api import error_views
 from governance.audit import Actor
 from governance.findings import Condition, finding_raise
 from governance.models import AuditEvent, Finding, IntegrationToken
+from governance.roles import AGENT_OWNER, AUDITOR
 from governance.services import integration_token_revoke
 from inventory import services as inventory_services
 from inventory.services import credentials_flag_stale_due
@@ -31,7 +36,7 @@ from tests.api_support import (
     session_client,
     token_client,
 )
-from tests.factories import T0, AgentFactory, CredentialFactory
+from tests.factories import T0, AgentFactory, CredentialFactory, add_role
 
 FINDINGS = "/api/v1/findings/"
 AUDIT = "/api/v1/audit-events/"
@@ -347,7 +352,8 @@ def test_openapi_schema_validates_without_warnings(tmp_path):
     target = tmp_path / "schema.yml"
     call_command("spectacular", "--validate", "--fail-on-warn", "--file", str(target))
     text = target.read_text()
-    for path in ("/api/v1/agents/{slug}/assign-owner/", "/api/v1/findings/{id}/accept-risk/",
+    for path in ("/api/v1/agents/{slug}/assign-owner/", "/api/v1/agents/{slug}/set-risk-tier/",
+                 "/api/v1/findings/{id}/accept-risk/",
                  "/api/v1/audit-events/", "/api/v1/imports/", "/api/v1/workload-identities/{id}/"):
         assert path in text
     assert "integrationToken" in text
@@ -391,3 +397,172 @@ def test_sample_report_import_and_job_show_the_nine_credential_findings(admin_us
         ("svc-ticket-triage", "access_key_1", "unused_credential"),
     ]
     assert {f["kind"] for f in findings if f["subject_type"] == "inventory.agent"} == {"unowned_agent"}
+
+
+# --- the API root and its namespace ----------------------------------------------------------
+
+
+@pytest.mark.django_db
+def test_every_link_of_the_api_root_is_under_api_v1(world):
+    client = session_client(world["people"]["admin"])
+    links = client.get("/api/v1/").data
+    assert {"agents", "teams", "workload-identities", "credentials", "tools", "findings", "audit-events",
+            "imports"} <= set(links)
+    for name, url in links.items():
+        assert url.startswith("http://testserver/api/v1/"), (name, url)
+        response = client.get(url)
+        assert response.status_code == 200, (name, url)
+        assert response["Content-Type"].startswith("application/json"), (name, url)
+
+
+def test_api_route_names_are_namespaced_and_leave_the_ui_names_alone():
+    assert reverse("api:agent-list") == "/api/v1/agents/"
+    assert reverse("api:finding-list") == "/api/v1/findings/"
+    assert reverse("api:agent-set-risk-tier", kwargs={"slug": "own"}) == "/api/v1/agents/own/set-risk-tier/"
+    assert reverse("agent-list") == "/agents/"
+    assert reverse("finding-list") == "/findings/"
+
+
+# --- errors under /api/ are JSON ------------------------------------------------------------
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("debug", [False, True], ids=["production", "debug"])
+@pytest.mark.parametrize("method", ["get", "post", "patch", "delete"])
+@pytest.mark.parametrize("path", [
+    "/api/v1/nope/", "/api/v1/credentials/abc/", "/api/v1/agents/own/no-such-action/", "/api/v2/agents/", "/api/",
+])
+def test_unknown_api_path_is_a_json_404(path, method, debug, world, settings):
+    settings.DEBUG = debug
+    client = session_client(world["people"]["owner"])
+    client.handler.enforce_csrf_checks = True  # a session without a CSRF token still gets the 404, not a 403 page
+    response = getattr(client, method)(path, {"x": 1}, format="json") if method != "get" else client.get(path)
+    assert response.status_code == 404
+    assert response["Content-Type"] == "application/json"
+    assert path in response.json()["detail"]
+
+
+@pytest.mark.django_db
+def test_api_path_without_its_slash_redirects_to_a_json_404(world):
+    response = session_client(world["people"]["owner"]).get("/api/v1/nope", follow=True)
+    assert response.redirect_chain == [("/api/v1/nope/", 301)]
+    assert response.status_code == 404 and "detail" in response.json()
+
+
+@pytest.mark.django_db
+def test_unknown_object_is_a_json_404(world):
+    response = session_client(world["people"]["owner"]).get(f"{FINDINGS}999999/")
+    assert response.status_code == 404
+    assert response["Content-Type"] == "application/json" and "detail" in response.json()
+
+
+@pytest.mark.django_db
+def test_web_ui_keeps_its_html_404_page(world):
+    response = session_client(world["people"]["owner"]).get("/no-such-page/")
+    assert response.status_code == 404
+    assert response["Content-Type"].startswith("text/html")
+    assert "Not found" in response.content.decode()
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("debug", [False, True], ids=["production", "debug"])
+def test_body_over_the_limit_is_a_json_413_and_writes_nothing(world, settings, debug):
+    settings.DEBUG = debug
+    client = session_client(world["people"]["owner"])
+    before = AuditEvent.objects.count()
+    body = '{"name": "%s", "kind": "assistant"}' % ("x" * (settings.DATA_UPLOAD_MAX_MEMORY_SIZE + 1))
+    response = client.generic("POST", "/api/v1/agents/", body, content_type="application/json")
+    assert response.status_code == 413
+    assert response["Content-Type"] == "application/json"
+    assert str(settings.DATA_UPLOAD_MAX_MEMORY_SIZE) in response.json()["detail"]
+    form = client.post("/api/v1/imports/", {"source": "x" * (settings.DATA_UPLOAD_MAX_MEMORY_SIZE + 1)},
+                       format="multipart")
+    assert form.status_code == 413 and "detail" in form.json()
+    assert AuditEvent.objects.count() == before
+
+
+@pytest.mark.django_db
+def test_too_many_form_fields_is_a_json_400(world, settings):
+    settings.DATA_UPLOAD_MAX_NUMBER_FIELDS = 10
+    client = session_client(world["people"]["admin"])
+    response = client.post("/api/v1/imports/", {f"f{i}": "x" for i in range(20)}, format="multipart")
+    assert response.status_code == 400
+    assert "detail" in response.json()
+
+
+@pytest.mark.parametrize(("handler", "args", "status"), [
+    (error_views.bad_request, (RequestDataTooBig("too big"),), 413),
+    (error_views.bad_request, (ValueError("bad"),), 400),
+    (error_views.permission_denied, (None,), 403),
+    (error_views.page_not_found, (None,), 404),
+    (error_views.server_error, (), 500),
+])
+def test_error_handlers_answer_json_under_api_and_html_elsewhere(handler, args, status):
+    factory = RequestFactory()
+    api = handler(factory.get("/api/v1/agents/"), *args)
+    assert api.status_code == status
+    assert api["Content-Type"] == "application/json"
+    assert api.content.startswith(b'{"detail": ')
+    page = handler(factory.get("/agents/"), *args)
+    assert page.status_code == (400 if status == 413 else status)
+    assert page["Content-Type"].startswith("text/html")
+
+
+# --- paging ---------------------------------------------------------------------------------
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(("url", "query", "param", "allowed"), [
+    (FINDINGS, "page_size=-1", "page_size", "from 1 to 500"),
+    (FINDINGS, "page_size=0", "page_size", "from 1 to 500"),
+    (FINDINGS, "page_size=501", "page_size", "from 1 to 500"),
+    (FINDINGS, "page_size=100000", "page_size", "from 1 to 500"),
+    (FINDINGS, "page_size=ten", "page_size", "from 1 to 500"),
+    (FINDINGS, "page_size=2.5", "page_size", "from 1 to 500"),
+    ("/api/v1/agents/", "page_size=-1", "page_size", "from 1 to 500"),
+    (FINDINGS, "page=abc", "page", "from 1"),
+    (FINDINGS, "page=0", "page", "from 1"),
+    (FINDINGS, "page=-2", "page", "from 1"),
+    (FINDINGS, "page=last", "page", "from 1"),
+    (AUDIT, "page_size=1001", "page_size", "from 1 to 1000"),
+    (AUDIT, "page_size=-1", "page_size", "from 1 to 1000"),
+])
+def test_invalid_paging_is_a_400_giving_the_allowed_range(url, query, param, allowed, world):
+    response = session_client(world["people"]["admin"]).get(f"{url}?{query}")
+    assert response.status_code == 400, response.data
+    assert allowed in str(response.data[param][0])
+
+
+@pytest.mark.django_db
+def test_valid_paging(world):
+    client = session_client(world["people"]["admin"])
+    assert client.get(f"{FINDINGS}?page_size=500").status_code == 200
+    assert client.get(f"{FINDINGS}?page_size=1&page=1").data["count"] == 1
+    assert client.get(f"{FINDINGS}?page=").status_code == 200
+    assert client.get(f"{AUDIT}?page_size=1000").status_code == 200
+    beyond = client.get(f"{FINDINGS}?page=2")
+    assert beyond.status_code == 404
+    assert beyond["Content-Type"] == "application/json" and "detail" in beyond.json()
+
+
+# --- tokens follow their person's role -------------------------------------------------------
+
+
+@pytest.mark.django_db
+def test_token_scope_lapses_when_its_person_loses_the_role(world):
+    owner = world["people"]["owner"]
+    _, clear = issue_token(owner, [IntegrationToken.Scope.INVENTORY_READ, IntegrationToken.Scope.INVENTORY_WRITE])
+    client = token_client(clear)
+    url = f"{FINDINGS}{world['finding'].pk}/acknowledge/"
+    owner.groups.clear()
+    add_role(owner, AUDITOR)
+    before = AuditEvent.objects.count()
+    response = client.post(url, {}, format="json")
+    assert response.status_code == 403
+    assert "no longer allows the inventory:write scope" in str(response.data["detail"])
+    assert client.get(FINDINGS).status_code == 200  # an auditor still reads
+    owner.groups.clear()
+    assert client.get(FINDINGS).status_code == 403
+    add_role(owner, AGENT_OWNER)
+    assert client.post(url, {}, format="json").status_code == 200
+    assert AuditEvent.objects.count() == before + 1

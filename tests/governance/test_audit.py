@@ -1,6 +1,8 @@
-"""The audit log: hash chain, tamper detection (``verify_audit``), append-only, transactions, request id."""
+"""The audit log: hash chain, tamper detection (``verify_audit``), chain head anchor, append-only, request id."""
 
+import logging
 from contextlib import contextmanager
+from datetime import timedelta
 
 import pytest
 from django.core.exceptions import ValidationError
@@ -13,10 +15,14 @@ from governance.audit import (
     GENESIS_HASH,
     Actor,
     PendingEvent,
+    audit_check,
+    audit_head,
+    audit_head_record,
     audit_record,
     audit_record_many,
     audit_verify,
     event_digest,
+    parse_head,
 )
 from governance.middleware import RequestIdMiddleware
 from governance.models import AuditEvent
@@ -84,12 +90,19 @@ def _assert_refused_on_postgres(sql: str, params=()):
             cursor.execute(sql, params)
 
 
-def _verify_output() -> str:
+def _verify_output(*args) -> str:
     from io import StringIO
 
     out = StringIO()
-    call_command("verify_audit", stdout=out)
+    call_command("verify_audit", *args, stdout=out)
     return out.getvalue()
+
+
+def _head_of(output: str) -> str:
+    """``ID:HASH`` from verify_audit's ``head: id=N hash=H`` line, as an operator records it."""
+    line = next(line for line in output.splitlines() if line.startswith("head: id="))
+    id_part, hash_part = line.removeprefix("head: ").split()
+    return f"{id_part.removeprefix('id=')}:{hash_part.removeprefix('hash=')}"
 
 
 # --- the chain -----------------------------------------------------------------------------
@@ -130,13 +143,16 @@ def test_an_event_records_actor_verb_object_and_before_after():
 # --- tampering -----------------------------------------------------------------------------
 
 
-def test_verify_audit_reports_an_intact_chain():
-    _write(3)
-    assert _verify_output().strip() == "audit chain intact: 3 events"
+def test_verify_audit_reports_an_intact_chain_and_its_head():
+    events = _write(3)
+    assert _verify_output().splitlines() == [
+        "audit chain intact: 3 events",
+        f"head: id={events[2].pk} hash={events[2].hash}",
+    ]
 
 
 def test_verify_audit_on_an_empty_log():
-    assert _verify_output().strip() == "audit chain intact: 0 events"
+    assert _verify_output().splitlines() == ["audit chain intact: 0 events", "head: none (no events yet)"]
 
 
 def test_verify_audit_catches_a_changed_row():
@@ -216,6 +232,123 @@ def test_postgres_trigger_refuses_update_delete_and_truncate():
         AuditEvent.objects.filter(pk=events[0].pk).update(verb="x")
     assert AuditEvent.objects.count() == 2
     assert audit_verify() is None
+
+
+# --- the chain head: an anchor kept outside the database ---------------------------------
+
+
+def _expect_head_fails(anchor: str, match: str) -> None:
+    with pytest.raises(CommandError, match=match) as exc:
+        call_command("verify_audit", "--expect-head", anchor)
+    assert exc.value.returncode == 1
+
+
+def test_deleting_the_newest_events_passes_plain_verify_but_not_the_recorded_head():
+    _write(4)
+    anchor = _head_of(_verify_output())
+    newest = AuditEvent.objects.order_by("-id")[:2]
+    newest_ids = [e.pk for e in newest]
+    _assert_refused_on_postgres("DELETE FROM governance_auditevent WHERE id = ANY(%s)", [newest_ids])
+    with append_only_trigger_disabled():
+        AuditEvent.objects.filter(pk__in=newest_ids).delete()
+
+    # A chain cut short at its end is a valid chain: the hash chain alone cannot tell.
+    assert _verify_output().splitlines()[0] == "audit chain intact: 2 events"
+    assert audit_verify() is None
+    anchor_id = int(anchor.split(":")[0])
+    _expect_head_fails(anchor, rf"broken at event {anchor_id}: the recorded head \(event {anchor_id}\) is missing")
+
+
+def test_the_recorded_head_is_missing_even_after_new_events_follow_the_cut():
+    _write(3)
+    anchor = _head_of(_verify_output())
+    anchor_id = int(anchor.split(":")[0])
+    with append_only_trigger_disabled():
+        AuditEvent.objects.filter(pk=anchor_id).delete()
+    _write(2)  # new events chained to what is left: the chain verifies again
+    assert audit_verify() is None
+    _expect_head_fails(anchor, rf"broken at event {anchor_id}: the recorded head \(event {anchor_id}\) is missing")
+
+
+def test_a_recorded_head_that_was_changed_and_rehashed_fails():
+    events = _write(3)
+    anchor = _head_of(_verify_output())
+    with append_only_trigger_disabled():
+        tampered = AuditEvent.objects.get(pk=events[2].pk)
+        tampered.after = {"n": 999}
+        AuditEvent.objects.filter(pk=tampered.pk).update(after=tampered.after, hash=event_digest(tampered))
+    assert audit_verify() is None  # self-consistent: only the anchor shows it
+    _expect_head_fails(anchor, rf"broken at event {events[2].pk}: hash .* differs from the recorded head's")
+
+
+def test_a_chain_rewritten_before_the_recorded_head_fails():
+    events = _write(3)
+    anchor = _head_of(_verify_output())
+    with append_only_trigger_disabled():
+        # Change the first row and recompute every hash after it, so the chain is valid again.
+        prev = GENESIS_HASH
+        for e in AuditEvent.objects.order_by("id"):
+            e.prev_hash = prev
+            if e.pk == events[0].pk:
+                e.actor_label = "someone else"
+            e.hash = prev = event_digest(e)
+            AuditEvent.objects.filter(pk=e.pk).update(actor_label=e.actor_label, prev_hash=e.prev_hash, hash=e.hash)
+    assert audit_verify() is None
+    _expect_head_fails(anchor, rf"broken at event {events[2].pk}: .*differs from the recorded head's")
+
+
+def test_a_recorded_head_still_on_the_chain_passes_with_later_events():
+    _write(2)
+    anchor = _head_of(_verify_output())
+    later = _write(3)
+    assert _verify_output("--expect-head", anchor).splitlines() == [
+        "audit chain intact: 5 events",
+        f"head: id={later[-1].pk} hash={later[-1].hash}",
+        f"recorded head id={anchor.split(':')[0]} matches: the chain extends through it",
+    ]
+
+
+def test_a_break_before_the_recorded_head_is_reported_as_such():
+    events = _write(3)
+    anchor = _head_of(_verify_output())
+    with append_only_trigger_disabled():
+        AuditEvent.objects.filter(pk=events[0].pk).update(verb="thing.other")
+    _expect_head_fails(anchor, rf"broken at event {events[0].pk}: content does not match")
+
+
+@pytest.mark.parametrize("value", ["", "12", "abc:" + "0" * 64, "0:" + "0" * 64, "12:" + "g" * 64, "12:" + "a" * 63])
+def test_a_malformed_expected_head_is_a_usage_error(value):
+    _write(1)
+    with pytest.raises(CommandError, match="expected ID:HASH") as exc:
+        call_command("verify_audit", "--expect-head", value)
+    assert exc.value.returncode == 2
+
+
+def test_parse_head_accepts_uppercase_hex():
+    assert parse_head(f"7:{'AB' * 32}") == (7, "ab" * 32)
+
+
+def test_audit_check_reports_events_and_head():
+    events = _write(3)
+    report = audit_check(chunk_size=2)
+    assert (report.events, report.broken) == (3, None)
+    assert (report.head.id, report.head.hash, report.head.events) == (events[2].pk, events[2].hash, 3)
+    assert audit_head() == report.head
+    assert audit_check(expect_head=(events[1].pk, events[1].hash), chunk_size=1).broken is None
+
+
+def test_audit_head_record_logs_one_line_and_writes_nothing(caplog):
+    events = _write(2)
+    caplog.set_level(logging.INFO, logger="governance.audit")
+    counts = audit_head_record(now=events[0].occurred_at + timedelta(hours=1))
+    at = (events[0].occurred_at + timedelta(hours=1)).isoformat().replace("+00:00", "Z")
+    assert [(r.levelno, r.getMessage()) for r in caplog.records if r.name == "governance.audit"] == [
+        (logging.INFO, f"audit head id={events[1].pk} hash={events[1].hash} events=2 at={at}")
+    ]
+    assert counts == {"id": events[1].pk, "hash": events[1].hash, "events": 2}
+    assert AuditEvent.objects.count() == 2
+    # The logged head is what verify_audit --expect-head takes.
+    assert "matches" in _verify_output("--expect-head", f"{counts['id']}:{counts['hash']}")
 
 
 # --- append-only in the ORM and transactions -----------------------------------------------

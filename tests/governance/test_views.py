@@ -83,9 +83,9 @@ def test_a_wrong_password_says_so(owner):
 
 
 @pytest.mark.parametrize("role, links", [
-    ("admin", ["Dashboard", "Agents", "Findings", "Import", "Tokens", "Admin", "API docs"]),
+    ("admin", ["Dashboard", "Agents", "Findings", "Import", "Audit log", "Tokens", "Admin", "API docs"]),
     ("owner", ["Dashboard", "Agents", "Findings", "Tokens", "API docs"]),
-    ("auditor", ["Dashboard", "Agents", "Findings", "Tokens", "API docs"]),
+    ("auditor", ["Dashboard", "Agents", "Findings", "Audit log", "Tokens", "API docs"]),
 ])
 def test_navigation_by_role(people, role, links):
     people["admin"].is_staff = True
@@ -279,15 +279,41 @@ def test_a_person_issues_a_token_for_themselves_and_sees_it_once(people, role, f
     client = client_as(people[role])
     response = client.post(reverse("token-list"), {"name": "SIEM export", "scopes": ["audit:read"],
                                                    "expires_on": "2027-01-01"})
-    assert response.status_code == 200
+    # POST/redirect/GET: the clear token is never in a URL.
+    assert response.status_code == 302 and response["Location"] == reverse("token-list")
     token = IntegrationToken.objects.get()
-    clear = response.context["issued"]["clear"]
-    assert token.user == people[role] and token.digest == token_digest(clear)
-    assert clear in response.content.decode() and response["Cache-Control"] == "no-store"
-    assert token.expires_at == datetime(2027, 1, 1, tzinfo=UTC)
+    assert token.user == people[role] and token.expires_at == datetime(2027, 1, 1, tzinfo=UTC)
     assert verbs_of(token) == ["token.issue"]
-    again = client.get(reverse("token-list")).content.decode()
-    assert clear not in again and token.prefix in again
+
+    shown = client.get(reverse("token-list"))
+    clear = shown.context["issued"]["clear"]
+    assert token.digest == token_digest(clear)
+    assert clear in shown.content.decode() and shown["Cache-Control"] == "no-store"
+    assert clear not in str(dict(client.session))  # removed from the session once shown
+
+    reloaded = client.get(reverse("token-list"))
+    body = reloaded.content.decode()
+    assert clear not in body and token.prefix in body and "no-store" not in reloaded.get("Cache-Control", "")
+    assert IntegrationToken.objects.count() == 1
+
+
+def test_reloading_the_page_after_issuing_issues_no_second_token(owner, frozen_now):
+    client = client_as(owner)
+    data = {"name": "SIEM export", "scopes": ["audit:read"], "expires_on": "2027-01-01"}
+    response = client.post(reverse("token-list"), data, follow=True)
+    # The browser is left on a GET: reloading it repeats the GET, not the POST.
+    assert response.redirect_chain == [(reverse("token-list"), 302)]
+    assert response.request["REQUEST_METHOD"] == "GET"
+    for _ in range(2):
+        assert client.get(reverse("token-list")).context["issued"] is None
+    assert IntegrationToken.objects.count() == 1 and AuditEvent.objects.filter(verb="token.issue").count() == 1
+
+
+def test_the_page_showing_a_token_does_not_reload_itself(owner, frozen_now):
+    client = client_as(owner)
+    client.post(reverse("token-list"), {"name": "CI", "scopes": ["audit:read"], "expires_on": "2027-01-01"})
+    assert 'data-reloadable="0"' in client.get(reverse("token-list")).content.decode()
+    assert 'data-reloadable="1"' in client.get(reverse("token-list")).content.decode()
 
 
 def test_token_form_errors_come_from_the_service(owner, frozen_now):
@@ -384,3 +410,82 @@ def test_a_list_of_several_statuses_keeps_them_when_filtering_again(admin_user, 
     assert '<input type="hidden" name="status" value="acknowledged">' in body
     assert "Open or Acknowledged" in body
     assert '<a href="?severity=high">change</a>' in body
+
+
+# --- a refused form keeps what was typed; confirmations; evidence times ------------------------
+
+
+def test_a_refused_accept_risk_keeps_the_note_and_date_with_the_field_errors(admin_user, agent, frozen_now):
+    finding = make_finding(agent)
+    data = {"until": "2025-01-01T09:30", "note": "Vendor patch expected next sprint."}
+    response = client_as(admin_user).post(
+        reverse("finding-act", args=[finding.pk, "accept-risk"]), data, headers=HTMX
+    )
+    assert response.status_code == 400
+    body = response.content.decode()
+    assert body.lstrip().startswith(f'<tr id="finding-{finding.pk}"')
+    assert '<details class="actions" open>' in body
+    assert f'id="until-{finding.pk}" name="until" value="2025-01-01T09:30"' in body
+    assert ">Vendor patch expected next sprint.</textarea>" in body
+    # The message sits under its field, once.
+    assert body.count("The acceptance must end in the future.") == 1
+    assert '<ul class="errorlist"><li>The acceptance must end in the future.</li></ul>' in body
+    # The resolve form is not filled with the accept-risk note.
+    assert f'id="note-r-{finding.pk}" name="note" rows="2" required></textarea>' in body
+    assert verbs_of(finding) == []
+
+
+def test_a_refused_accept_risk_without_a_note_keeps_the_date(admin_user, agent, frozen_now):
+    finding = make_finding(agent)
+    response = client_as(admin_user).post(
+        reverse("finding-act", args=[finding.pk, "accept-risk"]), {"until": "2026-12-24T18:00", "note": " "},
+        headers=HTMX,
+    )
+    body = response.content.decode()
+    assert response.status_code == 400 and 'value="2026-12-24T18:00"' in body
+    assert '<ul class="errorlist"><li>Say why the risk is acceptable.</li></ul>' in body
+
+
+def test_a_refused_resolve_keeps_its_form_open(owner, agent, frozen_now):
+    finding = make_finding(agent)
+    response = client_as(owner).post(reverse("finding-act", args=[finding.pk, "resolve"]), {"note": ""}, headers=HTMX)
+    body = response.content.decode()
+    assert response.status_code == 400 and '<details class="actions" open>' in body
+    assert '<ul class="errorlist"><li>Say what was done to resolve it.</li></ul>' in body
+
+
+def test_token_revoke_asks_for_confirmation(owner):
+    token = _token_for(owner)
+    body = client_as(owner).get(reverse("token-list")).content.decode()
+    form = body.split(f'action="{reverse("token-revoke", args=[token.pk])}"')[1].split(">")[0]
+    assert 'data-confirm="Revoke the token “CI” (' in form and "cannot be undone" in form
+
+
+def test_the_confirmation_script_is_served(owner):
+    from django.contrib.staticfiles import finders
+
+    script = open(finders.find("js/warrant.js"), encoding="utf-8").read()
+    assert 'getAttribute("data-confirm")' in script and "window.confirm(" in script
+
+
+def test_finding_evidence_times_are_shown_in_the_viewers_timezone(owner, agent):
+    make_finding(
+        agent, kind="unused_credential",
+        detail="Last used 2026-08-01 22:30 UTC, more than 90 days before the source's report of 2026-11-15 06:00 UTC.",
+        evidence={"last_used_at": "2026-08-01T22:30:00Z", "observed_at": "2026-11-15T06:00:00Z"},
+    )
+    client = client_as(owner)
+    client.cookies["tz"] = "America/New_York"
+    for url in (reverse("finding-list"), reverse("agent-detail", args=[agent.slug])):
+        body = client.get(url).content.decode()
+        assert "Last used 2026-08-01 22:30 UTC" in body  # the stored detail, as written
+        assert (
+            'In your time: last used <time datetime="2026-08-01T22:30:00+00:00" title="America/New_York">'
+            "2026-08-01 18:30 EDT</time>" in body
+        ), url
+        assert "source&#x27;s report <time" in body and "2026-11-15 01:00 EST" in body
+
+
+def test_evidence_without_times_adds_nothing(owner, agent):
+    make_finding(agent, kind="console_password_on_nhi", evidence={"kind": "console_password"})
+    assert "In your time" not in client_as(owner).get(reverse("finding-list")).content.decode()

@@ -3,6 +3,7 @@
 from datetime import UTC, datetime
 
 import pytest
+from django.core.exceptions import ValidationError
 from django.core.files.uploadedfile import SimpleUploadedFile
 
 from governance.models import AuditEvent, IntegrationToken
@@ -30,6 +31,7 @@ from tests.api_support import (
 from tests.factories import (
     AgentFactory,
     CredentialFactory,
+    OwnerFactory,
     TeamFactory,
     ToolFactory,
     WorkloadIdentityFactory,
@@ -67,6 +69,7 @@ def mcp_upload() -> SimpleUploadedFile:
 def world(frozen_now, owner, other_owner, admin_user, auditor):
     team = TeamFactory(name="Payments", slug="payments")
     own = AgentFactory(slug="own", name="Invoice agent", owner=owner, team=team)
+    departed = OwnerFactory(username="dora.departed", is_active=False)
     return {
         "people": {"owner": owner, "other_owner": other_owner, "admin": admin_user, "auditor": auditor},
         "team": team,
@@ -74,6 +77,9 @@ def world(frozen_now, owner, other_owner, admin_user, auditor):
         "others": AgentFactory(slug="others", owner=other_owner, team=team),
         "proposed": AgentFactory(slug="own-proposed", owner=owner, state=Agent.State.PROPOSED),
         "suspended": AgentFactory(slug="own-suspended", owner=owner, state=Agent.State.SUSPENDED),
+        # ``owner`` backs these up: one owned by someone still here, one whose owner has left.
+        "backed_up": AgentFactory(slug="backed-up", owner=other_owner, backup_owner=owner),
+        "orphaned": AgentFactory(slug="orphaned", owner=departed, backup_owner=owner),
         "identity": WorkloadIdentityFactory(agent=own),
         "credential": CredentialFactory(agent=own, external_id="arn:aws:iam::123456789012:user/own#access_key_1"),
         "tool": ToolFactory(agent=own, name="filesystem"),
@@ -101,8 +107,26 @@ CASES = [
          body=lambda w: {"reason": "Investigating odd calls."}, verb="agent.suspend", scope=WRITE),
     Case("agents-decommission", "post", lambda w: f"{AGENTS}own/decommission/", CHANGE_OWN,
          body=lambda w: {"reason": "Retired."}, verb="agent.decommission", scope=WRITE),
+    Case("agents-create-with-risk-tier", "post", lambda w: AGENTS, ADMIN_ONLY_CREATE,
+         body=lambda w: {"name": "Payments bot", "kind": "autonomous_agent", "risk_tier": "high",
+                         "owner": "olivia.owner"},
+         verb="agent.register", scope=WRITE),
+    Case("agents-set-risk-tier", "post", lambda w: f"{AGENTS}own/set-risk-tier/", ADMIN_ONLY_ON_OWN,
+         body=lambda w: {"risk_tier": "high", "reason": "Moves money."}, verb="agent.set_risk_tier", scope=WRITE),
     Case("agents-assign-owner", "post", lambda w: f"{AGENTS}own/assign-owner/", CHANGE_OWN,
          body=lambda w: {"owner": "oscar.owner", "reason": "Team change."}, verb="agent.assign_owner", scope=WRITE),
+    # a backup owner may not take an agent from an owner who is still here …
+    Case("agents-assign-owner-backup-while-owner-active", "post", lambda w: f"{AGENTS}backed-up/assign-owner/",
+         expect(owner=403, other_owner=200, admin=200, auditor=403),
+         body=lambda w: {"owner": "olivia.owner"}, verb="agent.assign_owner", scope=WRITE),
+    # … but takes over once the owner has left
+    Case("agents-assign-owner-backup-of-departed-owner", "post", lambda w: f"{AGENTS}orphaned/assign-owner/",
+         expect(owner=200, other_owner=404, admin=200, auditor=403),
+         body=lambda w: {"owner": "olivia.owner"}, verb="agent.assign_owner", scope=WRITE),
+    # auditors never own agents (separation of duties)
+    Case("agents-assign-owner-to-auditor", "post", lambda w: f"{AGENTS}own/assign-owner/",
+         expect(owner=400, other_owner=404, admin=400, auditor=403),
+         body=lambda w: {"owner": "aude.auditor"}, scope=WRITE),
     # teams
     Case("teams-list", "get", lambda w: TEAMS, READ_ALL),
     Case("teams-retrieve", "get", lambda w: f"{TEAMS}payments/", READ_ALL),
@@ -402,7 +426,7 @@ def test_filters_and_ordering_apply(world):
     data = client.get(f"{AGENTS}?state=proposed&state=suspended&ordering=-name").data["results"]
     assert {a["slug"] for a in data} == {"own-proposed", "own-suspended"}
     assert [a["name"] for a in data] == sorted((a["name"] for a in data), reverse=True)
-    assert [a["slug"] for a in client.get(f"{AGENTS}?owner=oscar.owner").data["results"]] == ["others"]
+    assert {a["slug"] for a in client.get(f"{AGENTS}?owner=oscar.owner").data["results"]} == {"others", "backed-up"}
     assert [c["agent"] for c in client.get(f"{CREDENTIALS}?agent=own").data["results"]] == ["own"]
 
 
@@ -553,3 +577,168 @@ def test_write_carries_the_request_id_into_its_audit_event(world):
     assert response.status_code == 200
     assert response["X-Request-ID"] == "req-4711"
     assert AuditEvent.objects.get(verb="agent.suspend").request_id == "req-4711"
+
+
+# --- risk tier ------------------------------------------------------------------------------
+
+
+@pytest.mark.django_db
+def test_admin_sets_risk_tier_with_a_reason_in_the_audit_trail(world):
+    response = session_client(world["people"]["admin"]).post(
+        f"{AGENTS}own/set-risk-tier/", {"risk_tier": "critical", "reason": "Moves money."}, format="json"
+    )
+    assert response.status_code == 200, response.data
+    assert response.data["risk_tier"] == "critical"
+    event = AuditEvent.objects.get(verb="agent.set_risk_tier")
+    assert event.before == {"risk_tier": "unassessed"}
+    assert event.after == {"risk_tier": "critical", "reason": "Moves money."}
+    assert event.actor_label == "iris.admin"
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(("body", "field"), [
+    ({"risk_tier": "unassessed", "reason": "Start over."}, "risk_tier"),
+    ({"risk_tier": "extreme", "reason": "x"}, "risk_tier"),
+    ({"risk_tier": "high", "reason": "  "}, "reason"),
+    ({"risk_tier": "high"}, "reason"),
+    ({"risk_tier": "high", "reason": "x", "state": "active"}, "state"),
+])
+def test_set_risk_tier_refuses_bad_input_and_writes_nothing(body, field, world):
+    before = AuditEvent.objects.count()
+    response = session_client(world["people"]["admin"]).post(f"{AGENTS}own/set-risk-tier/", body, format="json")
+    assert response.status_code == 400
+    assert field in response.data
+    assert Agent.objects.get(slug="own").risk_tier == Agent.RiskTier.UNASSESSED
+    assert AuditEvent.objects.count() == before
+
+
+@pytest.mark.django_db
+def test_set_risk_tier_of_a_decommissioned_agent_is_409(world):
+    Agent.objects.filter(slug="own").update(state=Agent.State.DECOMMISSIONED)
+    response = session_client(world["people"]["admin"]).post(
+        f"{AGENTS}own/set-risk-tier/", {"risk_tier": "high", "reason": "x"}, format="json"
+    )
+    assert response.status_code == 409 and response.data["code"] == "conflict"
+
+
+@pytest.mark.django_db
+def test_registration_with_a_risk_tier(world):
+    owner_client = session_client(world["people"]["owner"])
+    before = (Agent.objects.count(), AuditEvent.objects.count())
+    refused = owner_client.post(AGENTS, {"name": "Payments bot", "kind": "assistant", "risk_tier": "low"},
+                                format="json")
+    assert refused.status_code == 403
+    assert "risk tier" in str(refused.data["detail"])
+    assert (Agent.objects.count(), AuditEvent.objects.count()) == before
+    unassessed = owner_client.post(AGENTS, {"name": "Payments bot", "kind": "assistant",
+                                            "risk_tier": "unassessed"}, format="json")
+    assert unassessed.status_code == 201 and unassessed.data["risk_tier"] == "unassessed"
+    response = session_client(world["people"]["admin"]).post(
+        AGENTS, {"name": "Payments bot", "kind": "assistant", "risk_tier": "high", "owner": "olivia.owner"},
+        format="json",
+    )
+    assert response.status_code == 201, response.data
+    assert (response.data["risk_tier"], response.data["owner"]) == ("high", "olivia.owner")
+
+
+# --- ownership ------------------------------------------------------------------------------
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(("url", "body", "field"), [
+    (f"{AGENTS}own/assign-owner/", {"owner": "aude.auditor"}, "owner"),
+    (f"{AGENTS}own/assign-owner/", {"owner": "olivia.owner", "backup_owner": "aude.auditor"}, "backup_owner"),
+    (f"{AGENTS}own/assign-owner/", {"owner": "dora.departed"}, "owner"),
+    (AGENTS, {"name": "Audit bot", "kind": "assistant", "owner": "aude.auditor"}, "owner"),
+    (AGENTS, {"name": "Audit bot", "kind": "assistant", "owner": "olivia.owner", "backup_owner": "aude.auditor"},
+     "backup_owner"),
+])
+def test_auditors_and_inactive_people_never_own_agents(url, body, field, world):
+    before = (Agent.objects.count(), AuditEvent.objects.count())
+    response = session_client(world["people"]["admin"]).post(url, body, format="json")
+    assert response.status_code == 400, response.data
+    assert field in response.data
+    assert (Agent.objects.count(), AuditEvent.objects.count()) == before
+    own = Agent.objects.get(slug="own")
+    assert (own.owner.username, own.backup_owner) == ("olivia.owner", None)
+
+
+@pytest.mark.django_db
+def test_backup_owner_takes_over_only_once_the_owner_has_left(world):
+    client = session_client(world["people"]["owner"])
+    url = f"{AGENTS}backed-up/assign-owner/"
+    refused = client.post(url, {"owner": "olivia.owner"}, format="json")
+    assert refused.status_code == 403
+    assert "backup owner" in str(refused.data["detail"])
+    assert Agent.objects.get(slug="backed-up").owner.username == "oscar.owner"
+    oscar = world["people"]["other_owner"]
+    oscar.is_active = False
+    oscar.save(update_fields=["is_active"])
+    response = client.post(url, {"owner": "olivia.owner", "reason": "Oscar left."}, format="json")
+    assert response.status_code == 200, response.data
+    assert (response.data["owner"], response.data["backup_owner"]) == ("olivia.owner", None)
+    event = AuditEvent.objects.get(verb="agent.assign_owner")
+    assert event.actor_label == "olivia.owner" and event.after["reason"] == "Oscar left."
+
+
+@pytest.mark.django_db
+def test_owner_hands_their_agent_to_an_iam_admin(world):
+    response = session_client(world["people"]["owner"]).post(
+        f"{AGENTS}own/assign-owner/", {"owner": "iris.admin", "backup_owner": "olivia.owner"}, format="json"
+    )
+    assert response.status_code == 200, response.data
+    assert (response.data["owner"], response.data["backup_owner"]) == ("iris.admin", "olivia.owner")
+
+
+# --- filters: surrounding whitespace in a reference --------------------------------------------
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(("url", "query", "expected"), [
+    (AGENTS, "owner=oscar.owner%20", {"others", "backed-up"}),
+    (AGENTS, "owner=%20oscar.owner%09", {"others", "backed-up"}),
+    (AGENTS, "team=payments%20", {"own", "others"}),
+    (CREDENTIALS, "agent=%20own%20", {"own"}),
+    (TOOLS, "agent=own%20", {"own"}),
+    (IDENTITIES, "agent=own%20", {"own"}),
+])
+def test_reference_filters_ignore_surrounding_whitespace(url, query, expected, world):
+    response = session_client(world["people"]["admin"]).get(f"{url}?{query}")
+    assert response.status_code == 200, response.data
+    key = "slug" if url == AGENTS else "agent"
+    assert {row[key] for row in response.data["results"]} == expected
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("query", ["owner=oscar%20owner", "owner=%20", "team=pay%20ments"])
+def test_reference_filters_keep_inner_whitespace_and_blank_means_unfiltered(query, world):
+    response = session_client(world["people"]["admin"]).get(f"{AGENTS}?{query}")
+    if query == "owner=%20":
+        assert response.status_code == 200 and response.data["count"] == Agent.objects.count()
+    else:
+        assert response.status_code == 400 and query.split("=")[0] in response.data
+
+
+@pytest.mark.django_db
+def test_parameter_names_are_not_stripped(world):
+    response = session_client(world["people"]["admin"]).get(f"{AGENTS}?owner%20=oscar.owner")
+    assert response.status_code == 400
+    assert "owner " in str(response.data["filters"][0])
+
+
+# --- auditors' tokens -----------------------------------------------------------------------
+
+
+@pytest.mark.django_db
+def test_auditor_token_reads_but_can_never_carry_a_write_scope(world):
+    auditor = world["people"]["auditor"]
+    with pytest.raises(ValidationError) as refused:
+        issue_token(auditor, [IntegrationToken.Scope.INVENTORY_WRITE])
+    assert "scopes" in refused.value.message_dict
+    _, clear = issue_token(auditor, [IntegrationToken.Scope.INVENTORY_READ])
+    client = token_client(clear)
+    assert client.get(f"{AGENTS}own/").status_code == 200
+    before = AuditEvent.objects.count()
+    response = client.post(f"{AGENTS}own/suspend/", {"reason": "x"}, format="json")
+    assert response.status_code == 403
+    assert AuditEvent.objects.count() == before

@@ -109,3 +109,24 @@ def test_exits_non_zero_from_the_shell(tmp_path):
     with pytest.raises(SystemExit) as exc:
         utility.execute()
     assert exc.value.code != 0
+
+
+def test_options_that_do_not_apply_are_refused_and_nothing_is_written(owner):
+    AgentFactory(slug="support-triage", owner=owner)
+    with pytest.raises(CommandError, match="agent: The agent applies only to an MCP client configuration"):
+        run("aws-credential-report", str(FIXTURES / "get-credential-report.json"), "--agent", "support-triage")
+    with pytest.raises(CommandError, match="observed_at: Observed at applies only to an AWS credential report"):
+        run("mcp-config", str(FIXTURES / "claude_desktop_config.json"), "--agent", "support-triage",
+            "--observed-at", "2026-11-15T06:00:00+00:00")
+    assert (ImportRun.objects.count(), Tool.objects.count(), Credential.objects.count(), AuditEvent.objects.count()) \
+        == (0, 0, 0, 0)
+
+
+def test_a_garbage_file_is_told_it_is_not_a_report_before_observed_at_is_asked_for(tmp_path):
+    garbage = tmp_path / "notes.txt"
+    garbage.write_text("shopping list\neggs, milk\n")
+    with pytest.raises(CommandError) as exc:
+        run("aws-credential-report", str(garbage))
+    assert "file: line 1, column 1" in str(exc.value) and "Not an AWS IAM credential report" in str(exc.value)
+    assert "observed" not in str(exc.value)
+    assert ImportRun.objects.count() == 0

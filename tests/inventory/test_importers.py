@@ -15,8 +15,9 @@ from governance.errors import Conflict
 from governance.models import AuditEvent, Finding
 from inventory.importers import ImportFailed, run_import
 from inventory.models import Agent, Credential, ImportRun, Tool, WorkloadIdentity
+from inventory.secrets import fingerprint
 from inventory.services import credentials_flag_stale_due
-from tests.factories import T0, AgentFactory, WorkloadIdentityFactory
+from tests.factories import T0, AgentFactory, ToolFactory, WorkloadIdentityFactory
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
 REPORT_JSON = (FIXTURES / "get-credential-report.json").read_bytes()
@@ -515,8 +516,11 @@ def test_claude_desktop_config_adds_tools_and_exactly_one_secret_finding(owner_a
     token = "ghp_EXAMPLEexampleEXAMPLEexample0000"
     assert finding.evidence["secrets"] == [{
         "location": "env.GITHUB_PERSONAL_ACCESS_TOKEN",
-        "fingerprint": "sha256:" + hashlib.sha256(token.encode()).hexdigest(),
+        "kind": "a GitHub token",
+        "fingerprint": fingerprint(token),
     }]
+    assert fingerprint(token).startswith("hmac-sha256:") and len(fingerprint(token)) == len("hmac-sha256:") + 16
+    assert hashlib.sha256(token.encode()).hexdigest()[:16] not in json.dumps(finding.evidence)
     assert run.summary["secret_findings_opened"] == 1 and run.agent == agent
     assert_nowhere(token)
 
@@ -621,7 +625,8 @@ def test_literal_secrets_in_urls_headers_args_and_env_are_found_and_redacted(adm
     }
     assert locations == {
         "remote": ["headers.Authorization", "url.password", "url.query.api_key"],
-        "cli": ["args[1]", "args[2]", "args[4].password", "args[5]", "env.AWS_ACCESS_KEY_ID", "env.OPENAI_API_KEY"],
+        # an AWS access key id names a key (it is a credential's external id), it is not the secret
+        "cli": ["args[1]", "args[2]", "args[4].password", "args[5]", "env.OPENAI_API_KEY"],
     }
     for secret in ("hunter2hunter2", "abc123def456", "abcdef1234567890", "s3cr3t-value", "opensesame", "pw0rd123",
                    "xoxb-1234567890-abcdefgh", "sk-proj-abcdefghijklmnop1234", "AKIAABCDEFGHIJKLMNOP"):
@@ -718,3 +723,191 @@ def test_bad_config_writes_nothing(owner_actor, agent, name):
         assert fragment in message, message
     assert row_counts() == before
     assert inventory_state() == state
+
+
+# --- re-import: servers that left the file are removed --------------------------------------
+
+WITHOUT_GITHUB = json.dumps({"mcpServers": {
+    "filesystem": json.loads(CLAUDE)["mcpServers"]["filesystem"],
+    "postgres": json.loads(CLAUDE)["mcpServers"]["postgres"],
+}}).encode()
+
+
+def test_reimport_removes_servers_the_file_no_longer_lists(owner_actor, agent, frozen_now):
+    mcp_import(owner_actor, agent, CLAUDE, "claude_desktop_config.json")
+    github = agent.tools.get(name="github")
+    by_hand = ToolFactory(agent=agent, name="linear", source="entered by hand")
+    other_file = ToolFactory(agent=agent, name="sentry", source="mcp.json")
+    frozen_now.shift(timedelta(hours=1))
+
+    run = mcp_import(owner_actor, agent, WITHOUT_GITHUB, "claude_desktop_config.json")
+
+    assert set(tools_of(agent)) == {"filesystem", "postgres", "linear", "sentry"}
+    assert run.summary["tools_removed"] == 1 and run.summary["removed_tool_findings_resolved"] == 1
+    assert run.summary["tools_unchanged"] == 2
+    event = AuditEvent.objects.get(verb="tool.remove")
+    assert (event.object_id, event.before["name"], event.before["source"]) == (
+        str(github.pk), "github", "claude_desktop_config.json")
+    assert event.actor_label == owner_actor.label and event.occurred_at == T0 + timedelta(hours=1)
+    finding = Finding.objects.get(kind="literal_secret_in_config")
+    assert finding.status == Finding.Status.RESOLVED and finding.resolved_at == T0 + timedelta(hours=1)
+    assert finding.resolution_note == "The tool was removed: claude_desktop_config.json no longer lists it."
+    assert not open_findings().exists()
+    for kept in (by_hand, other_file):
+        kept.refresh_from_db()  # untouched: other sources
+    assert (by_hand.source, other_file.source) == ("entered by hand", "mcp.json")
+
+    again = mcp_import(owner_actor, agent, WITHOUT_GITHUB, "claude_desktop_config.json")
+    assert again.summary["tools_removed"] == 0 and AuditEvent.objects.filter(verb="tool.remove").count() == 1
+
+
+def test_an_emptied_file_removes_all_its_tools_and_only_them(owner_actor, agent):
+    mcp_import(owner_actor, agent, CLAUDE, "claude_desktop_config.json")
+    mcp_import(owner_actor, agent, PROJECT, ".mcp.json")
+    project_tools = set(tools_of(agent)) - {"filesystem", "github", "postgres"}
+
+    run = mcp_import(owner_actor, agent, b'{"mcpServers": {}}', "claude_desktop_config.json")
+
+    assert run.summary["servers"] == 0 and run.summary["tools_removed"] == 3
+    assert set(tools_of(agent)) == project_tools
+    assert AuditEvent.objects.filter(verb="tool.remove").count() == 3
+
+
+def test_a_file_of_another_name_or_without_a_name_removes_nothing(owner_actor, agent):
+    mcp_import(owner_actor, agent, CLAUDE, "claude_desktop_config.json")
+    ToolFactory(agent=agent, name="by-hand", source="")
+
+    for filename in ("other.json", ""):
+        run = mcp_import(owner_actor, agent, b'{"mcpServers": {}}', filename)
+        assert run.summary["tools_removed"] == 0
+    assert set(tools_of(agent)) == {"filesystem", "github", "postgres", "by-hand"}
+    assert open_findings("literal_secret_in_config").count() == 1
+
+
+def test_other_agents_tools_from_a_file_of_the_same_name_are_untouched(owner_actor, agent, owner):
+    twin = AgentFactory(slug="twin", owner=owner)
+    mcp_import(owner_actor, twin, CLAUDE, "claude_desktop_config.json")
+    mcp_import(owner_actor, agent, CLAUDE, "claude_desktop_config.json")
+
+    mcp_import(owner_actor, agent, b'{"mcpServers": {}}', "claude_desktop_config.json")
+
+    assert tools_of(agent) == {} and set(tools_of(twin)) == {"filesystem", "github", "postgres"}
+    assert open_findings("literal_secret_in_config").get().agent_id == twin.pk
+
+
+# --- options that do not apply to the source ---------------------------------------------------
+
+
+def test_agent_given_with_a_credential_report_is_refused(admin_actor, agent):
+    before = row_counts()
+    with pytest.raises(ImportFailed) as exc:
+        aws_import(admin_actor, agent=agent)
+    assert exc.value.field == "agent" and exc.value.message_dict.keys() == {"agent"}
+    assert "applies only to an MCP client configuration" in str(exc.value)
+    assert row_counts() == before
+
+
+def test_observed_at_given_with_an_mcp_config_is_refused(owner_actor, agent):
+    before = row_counts()
+    with pytest.raises(ImportFailed) as exc:
+        run_import(actor=owner_actor, source=MCP, content=CLAUDE, filename="c.json", agent=agent, observed_at=T0)
+    assert exc.value.field == "observed_at" and exc.value.message_dict.keys() == {"observed_at"}
+    assert "applies only to an AWS credential report" in str(exc.value)
+    assert row_counts() == before
+
+
+@pytest.mark.parametrize("content", [
+    b"Quarterly access review\nall good\n",
+    json.dumps({"Content": base64.b64encode(b"hello,world\n1,2\n").decode(), "ReportFormat": "text/csv"}).encode(),
+], ids=["prose", "json-without-generated-time"])
+def test_a_file_that_is_not_a_report_is_told_so_before_observed_at_is_asked_for(admin_actor, content):
+    with pytest.raises(ImportFailed) as exc:
+        aws_import(admin_actor, content, "report.csv")
+    assert exc.value.field == "file"
+    assert "Not an AWS IAM credential report" in str(exc.value)
+    assert row_counts() == dict.fromkeys(row_counts(), 0)
+
+
+@pytest.mark.parametrize("content", [REPORT_CSV, json_report(REPORT_CSV, generated=None)], ids=["csv", "json"])
+def test_observed_at_messages_name_no_command_line_flag(admin_actor, content):
+    with pytest.raises(ImportFailed) as exc:
+        aws_import(admin_actor, content, "report")
+    assert exc.value.field == "observed_at"
+    assert "observed at" in exc.value.detail and "--" not in exc.value.detail
+
+
+# --- secrets: keyed fingerprints, one set of rules ----------------------------------------------
+
+
+def test_the_same_secret_in_two_configs_has_the_same_keyed_fingerprint(owner_actor, agent, owner):
+    twin = AgentFactory(slug="twin", owner=owner)
+    mcp_import(owner_actor, agent, CLAUDE, "claude_desktop_config.json")
+    mcp_import(owner_actor, twin, CLAUDE, "other.json")
+
+    prints = [f.evidence["secrets"][0]["fingerprint"] for f in open_findings("literal_secret_in_config")]
+    assert len(prints) == 2 and prints[0] == prints[1]
+    assert re.fullmatch(r"hmac-sha256:[0-9a-f]{16}", prints[0])
+    finding = open_findings("literal_secret_in_config").first()
+    assert prints[0] in finding.detail and "a GitHub token" in finding.detail
+
+
+MORE_SECRETS = b"""{
+  "servers": {
+    "gitlab": {"command": "gitlab-mcp",
+               "args": ["--private-key", "-----BEGIN RSA PRIVATE KEY-----\\nMIIEabc\\n-----END RSA PRIVATE KEY-----",
+                        "glpat-abcdefghij0123456789"]},
+    "api": {"url": "https://api.example.com/mcp?access_token=eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIn0.c2lnbmF0dXJl",
+            "headers": {"X-Request-Source": "Bearer ${input:api-token}"}},
+    "git": {"command": "git-mcp", "args": ["https://ghp_abcdefghijklmnopqrstuvwxyz0123456789@github.com/acme/x.git"]},
+    "clean": {"command": "tool", "args": ["--token", "${TOKEN}", "--key=${input:key}", "--user=${USER:-bot}"],
+              "env": {"AWS_ACCESS_KEY_ID": "AKIAIOSFODNN7EXAMPLE", "API_TOKEN": "${API_TOKEN}"}},
+  },
+}"""
+
+
+def test_more_secret_forms_are_found_redacted_and_pass_tool_validation(admin_actor, agent):
+    mcp_import(admin_actor, agent, MORE_SECRETS, "mcp.json")
+
+    tools = tools_of(agent)
+    assert tools["gitlab"].args == ["--private-key", "REDACTED", "REDACTED"]
+    assert tools["api"].url == "https://api.example.com/mcp?access_token=REDACTED"
+    assert tools["git"].args == ["https://REDACTED@github.com/acme/x.git"]
+    assert tools["clean"].args == ["--token", "${TOKEN}", "--key=${input:key}", "--user=${USER:-bot}"]
+    kinds = {
+        f.subject_label.split(" (")[0]: [s["kind"] for s in f.evidence["secrets"]]
+        for f in open_findings("literal_secret_in_config")
+    }
+    assert kinds == {
+        "gitlab": ["a private key", "a GitLab token"],
+        "api": ["a JSON Web Token"],
+        "git": ["a GitHub token"],
+    }
+    for tool in tools.values():
+        tool.full_clean()  # what the importer stored, the model accepts
+    for secret in ("MIIEabc", "glpat-abcdefghij0123456789", "c2lnbmF0dXJl", "ghp_abcdefghijklmnopqrstuvwxyz0123456789"):
+        assert_nowhere(secret)
+
+
+def test_an_env_key_that_is_not_a_variable_name_is_refused_without_echo(owner_actor, agent):
+    content = (b'{"mcpServers": {"a": {"command": "x",\n'
+               b'  "env": {"TOKEN=ghp_abcdefghijklmnopqrstuvwxyz0123456789": "1"}}}}')
+    with pytest.raises(ImportFailed) as exc:
+        mcp_import(owner_actor, agent, content)
+    assert "line 2, column 11" in exc.value.detail and "environment variable name" in exc.value.detail
+    assert "ghp_" not in exc.value.detail
+    assert row_counts() == dict.fromkeys(row_counts(), 0) | {"agents": 1}
+
+
+def test_a_finding_with_unkeyed_fingerprints_is_replaced_on_reimport(owner_actor, agent):
+    mcp_import(owner_actor, agent, CLAUDE, "claude_desktop_config.json")
+    token = "ghp_EXAMPLEexampleEXAMPLEexample0000"
+    legacy = [{"location": "env.GITHUB_PERSONAL_ACCESS_TOKEN",
+               "fingerprint": "sha256:" + hashlib.sha256(token.encode()).hexdigest()}]
+    Finding.objects.filter(kind="literal_secret_in_config").update(evidence={"secrets": legacy})
+
+    run = mcp_import(owner_actor, agent, CLAUDE, "claude_desktop_config.json")
+
+    assert (run.summary["secret_findings_resolved"], run.summary["secret_findings_opened"]) == (1, 1)
+    old = Finding.objects.get(kind="literal_secret_in_config", status=Finding.Status.RESOLVED)
+    assert "keyed (HMAC-SHA256) fingerprints" in old.resolution_note
+    assert open_findings("literal_secret_in_config").get().evidence["secrets"][0]["fingerprint"] == fingerprint(token)

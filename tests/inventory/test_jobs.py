@@ -273,6 +273,18 @@ def test_a_rerun_later_refreshes_last_seen_only():
     assert set(Finding.objects.values_list("last_seen_at", flat=True)) == {T0 + timedelta(hours=1)}
 
 
+def test_a_run_as_of_an_earlier_time_never_moves_last_seen_back():
+    cred = fresh(kind=Credential.Kind.CONSOLE_PASSWORD)
+    run(now=T0 + timedelta(hours=2))
+    counts = run(now=T0)
+    assert counts["console_password_on_nhi"] == {"opened": 0, "refreshed": 1, "resolved": 0, "reopened": 0}
+    f = Finding.objects.get(subject_id=cred.pk)
+    assert (f.first_seen_at, f.last_seen_at) == (T0 + timedelta(hours=2), T0 + timedelta(hours=2))
+    run(now=T0 + timedelta(hours=3))
+    f.refresh_from_db()
+    assert f.last_seen_at == T0 + timedelta(hours=3)
+
+
 def test_a_cleared_condition_resolves_its_finding():
     cred = fresh(last_rotated_at=T0 - 91 * DAY, created_at=T0 - 200 * DAY)
     unused = fresh(last_used_at=T0 - 91 * DAY, created_at=T0 - 100 * DAY)

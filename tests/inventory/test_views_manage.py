@@ -51,9 +51,13 @@ def _describe(agent):
                           "data_classes": ["pii"], "purpose": "Triage."}
 
 
+FINGERPRINT = "sha256:" + "ab12" * 16
+NEW_FINGERPRINT = "sha256:" + "f" * 64
+
+
 def _record(agent):
     return [agent.slug], {"kind": "api_key", "provider": "openai", "external_id": "key-triage-1",
-                          "fingerprint": "sha256:ab12", "label": "OpenAI key", "created_at": "2026-11-01T10:00",
+                          "fingerprint": FINGERPRINT, "label": "OpenAI key", "created_at": "2026-11-01T10:00",
                           "rotation_period_days": "30", "usage_tracked": "on"}
 
 
@@ -153,7 +157,7 @@ def test_recorded_credential_keeps_what_was_entered(owner, agent, frozen_now):
     client_as(owner).post(reverse("credential-record", args=args), data)
     c = Credential.objects.get(external_id="key-triage-1")
     assert (c.kind, c.provider, c.fingerprint, c.label, c.rotation_period_days, c.usage_tracked, c.ephemeral) == (
-        "api_key", "openai", "sha256:ab12", "OpenAI key", 30, True, False)
+        "api_key", "openai", FINGERPRINT, "OpenAI key", 30, True, False)
     assert c.observed_at == T0  # now
 
 
@@ -181,9 +185,9 @@ def test_rotating_defaults_to_now_and_resolves_the_rotation_finding(owner, agent
         agent_id=agent.pk, title="Credential past rotation", first_seen_at=T0, last_seen_at=T0,
     )
     client_as(owner).post(reverse("credential-rotate", args=[agent.slug, credential.pk]),
-                          {"rotated_at": "", "fingerprint": "sha256:ff"})
+                          {"rotated_at": "", "fingerprint": NEW_FINGERPRINT})
     credential.refresh_from_db()
-    assert credential.last_rotated_at == T0 and credential.fingerprint == "sha256:ff"
+    assert credential.last_rotated_at == T0 and credential.fingerprint == NEW_FINGERPRINT
     assert Finding.objects.get().status == Finding.Status.RESOLVED
 
 

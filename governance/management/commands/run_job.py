@@ -1,11 +1,17 @@
-"""``python manage.py run_job NAME [--now ISO8601]`` runs one periodic job once, synchronously."""
+"""``python manage.py run_job NAME [--now ISO8601]`` runs one periodic job once, synchronously.
+
+``--now`` may not lie more than 5 minutes ahead of the clock, nor before the latest
+``last_seen_at`` of the job's unresolved findings (``governance.jobs.job_run``); a refused
+``--now`` exits non-zero and writes nothing.
+"""
 
 from datetime import UTC, datetime
 
+from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
 from django.utils import timezone
 
-from governance.jobs import JOBS, job_get
+from governance.jobs import JOBS, job_get, job_run
 
 
 def parse_aware(value: str) -> datetime:
@@ -30,7 +36,13 @@ class Command(BaseCommand):
         parser.add_argument(
             "--list", dest="list_jobs", action="store_true", help="List the jobs with their default schedules."
         )
-        parser.add_argument("--now", help="Run as of this time: ISO 8601 with offset. Default: the current time.")
+        parser.add_argument(
+            "--now",
+            help=(
+                "Run as of this time: ISO 8601 with offset, at most 5 minutes ahead of the clock and not before "
+                "the job's findings were last seen. Default: the current time."
+            ),
+        )
 
     def handle(self, *args, name=None, list_jobs=False, now=None, **options):
         if list_jobs:
@@ -44,7 +56,12 @@ class Command(BaseCommand):
         except KeyError as exc:
             raise CommandError(exc.args[0])
         at = parse_aware(now) if now else timezone.now()
-        counts = job.run(at)
+        try:
+            counts = job_run(job=job, now=at)
+        except ValidationError as exc:
+            if hasattr(exc, "error_dict") and "now" in exc.error_dict:
+                raise CommandError(f"--now refused: {' '.join(exc.message_dict['now'])}")
+            raise CommandError(" ".join(exc.messages))
         self.stdout.write(f"{job.name} as of {at.isoformat()}:")
         for key, value in counts.items():
             if isinstance(value, dict):
