@@ -124,12 +124,26 @@ class FindingActionForm(ReasonActionForm):
     days = forms.IntegerField(required=False, min_value=1, max_value=365, initial=30, label="Accept risk for (days)")
 
 
-def _reason(request) -> str:
+def action_reason(request) -> str:
+    """The reason or note typed in the action bar (``ReasonActionForm``), stripped; ``""`` when none."""
     return (request.POST.get("reason") or "").strip()
 
 
+class ReadOnlyAdmin(admin.ModelAdmin):
+    """Base for admins that only show rows: no add, change or delete (writes happen elsewhere)."""
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
 @admin.register(AuditEvent)
-class AuditEventAdmin(admin.ModelAdmin):
+class AuditEventAdmin(ReadOnlyAdmin):
     """The audit trail, read-only: no add, change or delete (the table is append-only)."""
 
     list_display = ("occurred_at", "actor_label", "actor_type", "verb", "object_type", "object_label", "request_id")
@@ -139,18 +153,9 @@ class AuditEventAdmin(admin.ModelAdmin):
     list_per_page = 100
     show_full_result_count = False
 
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
-
 
 @admin.register(Finding)
-class FindingAdmin(admin.ModelAdmin):
+class FindingAdmin(ReadOnlyAdmin):
     """Findings are opened and resolved by jobs and services; people work them through actions."""
 
     list_display = ("title", "subject_label", "kind", "severity", "status", "first_seen_at", "last_seen_at")
@@ -160,53 +165,31 @@ class FindingAdmin(admin.ModelAdmin):
     action_form = FindingActionForm
     actions = ("acknowledge", "resolve", "accept_risk")
 
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
+    def _work(self, request, queryset, service: Callable, done: str, **extra) -> None:
+        """Call ``service(actor=…, finding=…, note=<the action bar's note>, **extra)`` for each finding."""
+        actor = actor_for(request)
+        note = action_reason(request)
+        run_service_for_each(
+            self, request, queryset, lambda f: service(actor=actor, finding=f, note=note, **extra), done
+        )
 
     @admin.action(description="Acknowledge selected findings")
     def acknowledge(self, request, queryset):
-        actor = actor_for(request)
-        run_service_for_each(
-            self,
-            request,
-            queryset,
-            lambda f: services.finding_acknowledge(actor=actor, finding=f, note=_reason(request)),
-            "Acknowledged",
-        )
+        self._work(request, queryset, services.finding_acknowledge, "Acknowledged")
 
     @admin.action(description="Resolve selected findings (note required)")
     def resolve(self, request, queryset):
-        actor = actor_for(request)
-        run_service_for_each(
-            self,
-            request,
-            queryset,
-            lambda f: services.finding_resolve(actor=actor, finding=f, note=_reason(request)),
-            "Resolved",
-        )
+        self._work(request, queryset, services.finding_resolve, "Resolved")
 
     @admin.action(description="Accept the risk of selected findings (note and days required)")
     def accept_risk(self, request, queryset):
-        actor = actor_for(request)
         try:
             days = int(request.POST.get("days") or 30)
         except ValueError:
             self.message_user(request, "Give the number of days as a whole number.", messages.ERROR)
             return
         until = timezone.now() + timedelta(days=days)
-        run_service_for_each(
-            self,
-            request,
-            queryset,
-            lambda f: services.finding_accept_risk(actor=actor, finding=f, until=until, note=_reason(request)),
-            "Risk accepted",
-        )
+        self._work(request, queryset, services.finding_accept_risk, "Risk accepted", until=until)
 
 
 @admin.register(Policy)

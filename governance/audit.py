@@ -210,7 +210,8 @@ def _build(actor: Actor, pending: PendingEvent, occurred_at: datetime, request_i
     return event
 
 
-_ROW_FIELDS = (
+#: The columns of an audit event besides its id, in the order they are written.
+AUDIT_EVENT_FIELDS = (
     "occurred_at",
     "actor_type",
     "actor_id",
@@ -258,9 +259,9 @@ def audit_record_many(*, actor: Actor, events: Iterable[PendingEvent], at: datet
                 "prev_hash": chain["prev"],
             }
             content["hash"] = chain["prev"] = _digest(content)
-            yield tuple(content[name] for name in _ROW_FIELDS)
+            yield tuple(content[name] for name in AUDIT_EVENT_FIELDS)
 
-    return insert_rows(AuditEvent, _ROW_FIELDS, rows())
+    return insert_rows(AuditEvent, AUDIT_EVENT_FIELDS, rows())
 
 
 @dataclass(frozen=True)

@@ -356,21 +356,27 @@ def finding_raise(*, actor: Actor, kind: str, condition: Condition, now: datetim
     return finding, True
 
 
-def findings_resolve_for(*, actor: Actor, kind: str, subject: models.Model, now: datetime, note: str) -> int:
-    """Resolve the unresolved finding of ``kind`` on ``subject`` (its condition cleared). Returns 0 or 1."""
+def findings_resolve_for(
+    *, actor: Actor, subject: models.Model, now: datetime, note: str, kind: str | None = None
+) -> int:
+    """Resolve the unresolved finding of ``kind`` on ``subject`` (its condition cleared), or every
+    unresolved finding on it when ``kind`` is None (the subject is gone). Call inside the change's
+    transaction; one audit event per finding resolved. Returns how many were resolved."""
     ct = ContentType.objects.get_for_model(type(subject))
-    rows = list(
-        Finding.objects.select_for_update().filter(
-            kind=kind, subject_type=ct, subject_id=subject.pk, status__in=Finding.UNRESOLVED
-        )
+    rows = Finding.objects.select_for_update().filter(
+        subject_type=ct, subject_id=subject.pk, status__in=Finding.UNRESOLVED
     )
+    if kind is not None:
+        rows = rows.filter(kind=kind)
+    rows = list(rows.order_by("id"))
+    before = {f.pk: f.status for f in rows}
     for f in rows:
-        before = {"status": f.status}
         f.status = Finding.Status.RESOLVED
         f.resolved_at = now
         f.resolved_by = actor.label[:200]
         f.resolution_note = note
         f.save(update_fields=["status", "resolved_at", "resolved_by", "resolution_note"])
+    if rows:
         audit_record_many(
             actor=actor,
             events=[
@@ -379,9 +385,10 @@ def findings_resolve_for(*, actor: Actor, kind: str, subject: models.Model, now:
                     object_type_of(f),
                     str(f.pk),
                     f"{f.title} — {f.subject_label}",
-                    before=before,
+                    before={"status": before[f.pk]},
                     after={"status": "resolved", "note": note},
                 )
+                for f in rows
             ],
             at=now,
         )

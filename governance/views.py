@@ -36,9 +36,8 @@ from inventory import selectors as inventory_selectors
 from inventory.models import Agent
 from inventory.views import (
     apply_service_errors,
-    filter_errors,
+    list_page,
     list_response,
-    paginate,
     refusal,
     sort_columns,
     wants_partial,
@@ -137,18 +136,12 @@ def finding_list(request: HttpRequest) -> HttpResponse:
     if "status" not in data:
         data.setlist("status", [s.value for s in Finding.UNRESOLVED])
     filterset = FindingFilterSet(data, queryset=selectors.finding_list(user=request.user), request=request)
-    errors = [] if filterset.is_valid() else filter_errors(filterset)
-    page = None
-    if not errors:
-        page, errors = paginate(params, filterset.qs)
-    if page is not None:
-        _mark_workable(page.object_list, _workable_agent_ids(request.user))
+    listing = list_page(params, filterset)
+    if listing["page"] is not None:
+        _mark_workable(listing["page"].object_list, _workable_agent_ids(request.user))
     context = {
         "section": "findings",
-        "page": page,
-        "errors": errors,
-        "params": params,
-        "canonical_query": params.urlencode(),
+        **listing,
         "columns": {c["key"]: c for c in sort_columns(params, FINDING_COLUMNS)},
         "kinds": FINDING_KIND_CHOICES,
         "severities": [(s.value, s.label) for s in SEVERITY_ORDER],
@@ -158,7 +151,7 @@ def finding_list(request: HttpRequest) -> HttpResponse:
         "any_status_query": _without(params, "status", "page"),
         "default_until": _default_until(),
     }
-    return list_response(request, "governance/finding_list.html", context, status=400 if errors else 200)
+    return list_response(request, "governance/finding_list.html", context, status=400 if listing["errors"] else 200)
 
 
 def _without(params, *keys: str) -> str:
@@ -379,20 +372,13 @@ def audit_list(request: HttpRequest) -> HttpResponse:
     filterset = AuditEventFilterSet(
         _aware_times(params), queryset=selectors.audit_event_list(user=request.user), request=request
     )
-    errors = [] if filterset.is_valid() else filter_errors(filterset)
-    page = None
-    if not errors:
-        page, errors = paginate(params, filterset.qs)
     context = {
         "section": "audit",
-        "page": page,
-        "errors": errors,
-        "params": params,
-        "canonical_query": params.urlencode(),
+        **list_page(params, filterset),
         "actor_types": AuditEvent.ActorType.choices,
         "object_types": _audited_object_types(),
     }
-    return list_response(request, "governance/audit_list.html", context, status=400 if errors else 200)
+    return list_response(request, "governance/audit_list.html", context, status=400 if context["errors"] else 200)
 
 
 @login_required

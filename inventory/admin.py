@@ -15,7 +15,14 @@ from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
 from django.db.models import Count
 
-from governance.admin import ReasonActionForm, ServiceAdmin, actor_for, run_service_for_each
+from governance.admin import (
+    ReadOnlyAdmin,
+    ReasonActionForm,
+    ServiceAdmin,
+    action_reason,
+    actor_for,
+    run_service_for_each,
+)
 from inventory import services
 from inventory.models import AccessLevel, Agent, Credential, DataClass, ImportRun, Team, Tool, WorkloadIdentity
 
@@ -223,7 +230,7 @@ class AgentAdmin(ServiceAdmin):
 
     def _transition(self, request, queryset, service, done: str):
         actor = actor_for(request)
-        reason = (request.POST.get("reason") or "").strip()
+        reason = action_reason(request)
         run_service_for_each(self, request, queryset, lambda a: service(actor=actor, agent=a, reason=reason), done)
 
     @admin.action(description="Activate selected agents (proposed → active)")
@@ -252,7 +259,7 @@ class AgentAdmin(ServiceAdmin):
             self.message_user(request, "Choose an active person as the new owner in the action bar.", messages.ERROR)
             return
         actor = actor_for(request)
-        reason = (request.POST.get("reason") or "").strip()
+        reason = action_reason(request)
         run_service_for_each(
             self,
             request,
@@ -299,22 +306,7 @@ class WorkloadIdentityAdmin(ServiceAdmin):
 class CredentialRecordForm(forms.ModelForm):
     class Meta:
         model = Credential
-        fields = (
-            "agent",
-            "kind",
-            "provider",
-            "external_id",
-            "fingerprint",
-            "label",
-            "created_at",
-            "last_rotated_at",
-            "last_used_at",
-            "usage_tracked",
-            "observed_at",
-            "expires_at",
-            "rotation_period_days",
-            "ephemeral",
-        )
+        fields = tuple(name for name in services.CREDENTIAL_FIELDS if name != "status")
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -392,7 +384,7 @@ class CredentialAdmin(ServiceAdmin):
     @admin.action(description="Mark selected credentials revoked (reason required)")
     def revoke(self, request, queryset):
         actor = actor_for(request)
-        reason = (request.POST.get("reason") or "").strip()
+        reason = action_reason(request)
         run_service_for_each(
             self,
             request,
@@ -417,19 +409,7 @@ class ToolForm(forms.ModelForm):
 
     class Meta:
         model = Tool
-        fields = (
-            "agent",
-            "name",
-            "transport",
-            "command",
-            "args",
-            "url",
-            "env_keys",
-            "access_levels",
-            "data_classes",
-            "destination",
-            "source",
-        )
+        fields = services.TOOL_FIELDS
 
 
 @admin.register(Tool)
@@ -481,7 +461,7 @@ class ToolAdmin(ServiceAdmin):
 
 
 @admin.register(ImportRun)
-class ImportRunAdmin(admin.ModelAdmin):
+class ImportRunAdmin(ReadOnlyAdmin):
     """The record of each import, read-only (imports run from the import page, the API or the CLI)."""
 
     list_display = ("created_at", "source", "filename", "agent", "actor_label", "observed_at", "short_sha256")
@@ -493,12 +473,3 @@ class ImportRunAdmin(admin.ModelAdmin):
     @admin.display(description="sha256")
     def short_sha256(self, obj):
         return obj.sha256[:12]
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False

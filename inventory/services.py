@@ -678,8 +678,7 @@ def credential_revoke(*, actor: Actor, credential: Credential, reason: str) -> C
             after={"status": "revoked", "reason": reason},
             at=now,
         )
-        for kind in CREDENTIAL_FINDING_KINDS:
-            findings_resolve_for(actor=actor, kind=kind, subject=credential, now=now, note="Credential revoked.")
+        findings_resolve_for(actor=actor, subject=credential, now=now, note="Credential revoked.")
     return credential
 
 
@@ -748,11 +747,13 @@ def tool_update(*, actor: Actor, tool: Tool, **changes) -> Tool:
 
 
 def tool_remove(*, actor: Actor, tool: Tool) -> None:
-    """Remove a tool from its agent. Raises PermissionDenied."""
+    """Remove a tool from its agent; its unresolved findings (e.g. a literal secret in its
+    configuration) resolve, since their subject is gone. Raises PermissionDenied."""
     with transaction.atomic():
         tool = Tool.objects.select_for_update().select_related("agent").get(pk=tool.pk)
         _require_can_change(actor, tool.agent)
         audit_record(actor=actor, verb="tool.remove", obj=tool, before=snapshot(tool, TOOL_FIELDS))
+        findings_resolve_for(actor=actor, subject=tool, now=timezone.now(), note="The tool was removed.")
         tool.delete()
 
 

@@ -93,6 +93,17 @@ def paginate(params: QueryDict, qs) -> tuple[Page | None, list[str]]:
     return Paginator(qs, size).get_page(raw_page), []
 
 
+def list_page(params: QueryDict, filterset) -> dict:
+    """The part of a list page's context every list shares: one ``page`` of ``filterset``'s rows
+    (``None`` when a filter or paging parameter is refused), the parameter ``errors``, the
+    ``params`` as given and their ``canonical_query``."""
+    errors = [] if filterset.is_valid() else filter_errors(filterset)
+    page = None
+    if not errors:
+        page, errors = paginate(params, filterset.qs)
+    return {"page": page, "errors": errors, "params": params, "canonical_query": params.urlencode()}
+
+
 def sort_columns(params: QueryDict, columns: list[tuple[str, str]]) -> list[dict]:
     """Header links that sort by each column, toggling ascending/descending; the page resets."""
     current = params.get("ordering", "")
@@ -159,16 +170,9 @@ def agent_list(request: HttpRequest) -> HttpResponse:
     sort (``ordering``); paginate. Unknown filters or values → 400 with the reason."""
     params = without_empty(request.GET)
     filterset = AgentFilterSet(params, queryset=selectors.agent_list(user=request.user), request=request)
-    errors = [] if filterset.is_valid() else filter_errors(filterset)
-    page = None
-    if not errors:
-        page, errors = paginate(params, filterset.qs)
     context = {
         "section": "agents",
-        "page": page,
-        "errors": errors,
-        "params": params,
-        "canonical_query": params.urlencode(),
+        **list_page(params, filterset),
         "columns": sort_columns(params, AGENT_COLUMNS),
         "states": Agent.State.choices,
         "tiers": Agent.RiskTier.choices,
@@ -178,7 +182,7 @@ def agent_list(request: HttpRequest) -> HttpResponse:
         "selected": {key: params.getlist(key) for key in ("state", "risk_tier", "environment", "kind", "team")},
         "can_register": can_register_agent(request.user),
     }
-    return list_response(request, "inventory/agent_list.html", context, status=400 if errors else 200)
+    return list_response(request, "inventory/agent_list.html", context, status=400 if context["errors"] else 200)
 
 
 # --- agent detail and its actions ---------------------------------------------------------
@@ -492,6 +496,16 @@ def _manage(
     return response
 
 
+def _manage_add(request: HttpRequest, slug: str, form, service, *, section: str, key: str, done: str) -> HttpResponse:
+    """``_manage`` for a form whose cleaned data are exactly ``service``'s arguments:
+    ``service(actor=<the viewer>, agent=<the agent>, **form.cleaned_data)``."""
+
+    def call(agent, data):
+        service(actor=Actor.person(request.user), agent=agent, **data)
+
+    return _manage(request, slug, section=section, form=form, key=key, call=call, done=done)
+
+
 def _item_or_404(queryset, pk: int, agent: Agent, what: str):
     try:
         return queryset.get(pk=pk, agent=agent)
@@ -542,12 +556,14 @@ def agent_set_risk_tier(request: HttpRequest, slug: str) -> HttpResponse:
 def credential_record(request: HttpRequest, slug: str) -> HttpResponse:
     """Record a credential the agent holds (kind, provider, external id, optional fingerprint, dates)."""
     form = CredentialRecordForm(request.POST)
-
-    def call(agent, data):
-        services.credential_record(actor=Actor.person(request.user), agent=agent, **data)
-
-    return _manage(
-        request, slug, section="credentials", form=form, key="credential", call=call, done="Credential recorded."
+    return _manage_add(
+        request,
+        slug,
+        form,
+        services.credential_record,
+        section="credentials",
+        key="credential",
+        done="Credential recorded.",
     )
 
 
@@ -590,12 +606,14 @@ def credential_revoke(request: HttpRequest, slug: str, pk: int) -> HttpResponse:
 def workload_identity_add(request: HttpRequest, slug: str) -> HttpResponse:
     """Bind a workload identity (SPIFFE ID, OIDC issuer + subject, cloud identity) to the agent."""
     form = WorkloadIdentityForm(request.POST)
-
-    def call(agent, data):
-        services.workload_identity_add(actor=Actor.person(request.user), agent=agent, **data)
-
-    return _manage(
-        request, slug, section="identities", form=form, key="identity", call=call, done="Workload identity bound."
+    return _manage_add(
+        request,
+        slug,
+        form,
+        services.workload_identity_add,
+        section="identities",
+        key="identity",
+        done="Workload identity bound.",
     )
 
 

@@ -15,6 +15,7 @@ from django.db import models
 from django.utils.dateparse import parse_datetime
 from rest_framework import serializers
 
+from governance.audit import AUDIT_EVENT_FIELDS
 from governance.models import AuditEvent, Finding
 
 
@@ -195,19 +196,4 @@ class AuditEventSerializer(OutputModelSerializer):
 
     class Meta:
         model = AuditEvent
-        fields = [
-            "id",
-            "occurred_at",
-            "actor_type",
-            "actor_id",
-            "actor_label",
-            "verb",
-            "object_type",
-            "object_id",
-            "object_label",
-            "before",
-            "after",
-            "request_id",
-            "prev_hash",
-            "hash",
-        ]
+        fields = ["id", *AUDIT_EVENT_FIELDS]

@@ -17,6 +17,7 @@ from governance.api.serializers import (
 )
 from inventory.models import AccessLevel, Agent, Credential, DataClass, ImportRun, Team, Tool, WorkloadIdentity
 from inventory.permissions import allowed_transitions
+from inventory.services import CREDENTIAL_FIELDS
 
 User = get_user_model()
 
@@ -217,20 +218,7 @@ class CredentialSerializer(OutputModelSerializer):
             "id",
             "agent",
             "agent_name",
-            "kind",
-            "provider",
-            "external_id",
-            "fingerprint",
-            "label",
-            "created_at",
-            "last_rotated_at",
-            "last_used_at",
-            "usage_tracked",
-            "observed_at",
-            "expires_at",
-            "rotation_period_days",
-            "ephemeral",
-            "status",
+            *(name for name in CREDENTIAL_FIELDS if name != "agent"),
             "status_changed_at",
             "recorded_at",
         ]

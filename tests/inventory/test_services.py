@@ -800,3 +800,12 @@ def test_only_iam_admins_register_an_agent_with_a_risk_tier(actors, owner):
     agent = services.agent_register(actor=actors["admin"], name="Payments bot", kind="assistant", owner=owner,
                                     risk_tier="critical")
     assert agent.risk_tier == "critical"
+
+
+def test_removing_a_tool_resolves_its_findings(actors, agent, trail):
+    tool = ToolFactory(agent=agent)
+    finding = _raise("literal_secret_in_config", tool, agent.pk)
+    services.tool_remove(actor=actors["owner"], tool=tool)
+    assert _status(finding) == Finding.Status.RESOLVED
+    assert trail.one("finding.resolve").before == {"status": "open"}
+    assert trail.verbs()[-2:] == ["tool.remove", "finding.resolve"]
