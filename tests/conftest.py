@@ -1,11 +1,12 @@
-"""Shared fixtures: people in each role, their audit actors, API clients, pinned time."""
+"""Shared fixtures: people in each role, their audit actors, an agent, API and admin clients, pinned time."""
 
 import pytest
 import time_machine
+from django.test import Client
 from rest_framework.test import APIClient
 
 from governance.audit import Actor
-from tests.factories import T0, AuditorFactory, IamAdminFactory, OwnerFactory
+from tests.factories import T0, AgentFactory, AuditorFactory, IamAdminFactory, OwnerFactory, UserFactory
 
 
 @pytest.fixture
@@ -26,6 +27,32 @@ def other_owner(db):
 @pytest.fixture
 def auditor(db):
     return AuditorFactory(username="aude.auditor")
+
+
+@pytest.fixture
+def people(owner, other_owner, admin_user, auditor):
+    """The people above by role name; ``"anonymous"`` is ``None`` (not signed in)."""
+    return {"owner": owner, "other_owner": other_owner, "admin": admin_user, "auditor": auditor, "anonymous": None}
+
+
+@pytest.fixture
+def superuser(db):
+    """A Django superuser with staff access, for the admin."""
+    return UserFactory(username="root.admin", is_superuser=True, is_staff=True)
+
+
+@pytest.fixture
+def admin_client(superuser):
+    """A test client signed in to the Django admin as ``superuser``."""
+    client = Client()
+    client.force_login(superuser)
+    return client
+
+
+@pytest.fixture
+def agent(owner):
+    """An agent owned by ``owner``: "Ticket triage" (``ticket-triage``)."""
+    return AgentFactory(owner=owner, name="Ticket triage", slug="ticket-triage")
 
 
 @pytest.fixture
@@ -53,13 +80,6 @@ def frozen_now():
 @pytest.fixture
 def api_client():
     return APIClient()
-
-
-def client_for(user):
-    """An APIClient logged in (session) as ``user``."""
-    client = APIClient()
-    client.force_login(user)
-    return client
 
 
 @pytest.fixture(scope="session", autouse=True)

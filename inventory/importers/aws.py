@@ -32,11 +32,12 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.core.exceptions import ValidationError
+from django.db.models import Q
 from django.utils.text import slugify
 
 from governance.audit import Actor, PendingEvent, audit_record_many, object_type_of, snapshot
 from governance.errors import Conflict
-from governance.findings import Condition, finding_raise, findings_resolve_for
+from governance.findings import Condition, findings_resolve_for, findings_sync
 
 from ..models import RESERVED_AGENT_SLUGS, Agent, Credential, WorkloadIdentity
 from .base import ImportFailed, decode_text, fail, locate_key, parse_timestamp
@@ -460,7 +461,10 @@ def _event(verb: str, obj, *, before: dict | None = None, after: dict | None = N
 
 def _clean(obj, line: int) -> None:
     try:
-        obj.full_clean(validate_unique=False, validate_constraints=False)
+        # Uniqueness, constraints and foreign keys are the importer's own bookkeeping (and the
+        # database's); checking them row by row would cost a query per field.
+        fks = [f.name for f in obj._meta.concrete_fields if f.is_relation]
+        obj.full_clean(exclude=fks, validate_unique=False, validate_constraints=False)
     except ValidationError as exc:
         messages = "; ".join(f"{k}: {' '.join(v)}" for k, v in exc.message_dict.items())
         raise fail(messages, line, 1)
@@ -730,21 +734,21 @@ def apply(report: CredentialReport, *, actor: Actor, now: datetime) -> dict[str,
     for credential in revoked:
         for kind in CREDENTIAL_FINDING_KINDS:
             findings_resolve_for(actor=actor, kind=kind, subject=credential, now=now, note="Credential revoked.")
-    for user in report.users:
-        agent = agents.get(user.arn)
-        if agent is None or agent.owner_id is not None or agent.state == Agent.State.DECOMMISSIONED:
-            continue
-        _, opened = finding_raise(
-            actor=actor,
-            kind="unowned_agent",
-            now=now,
-            condition=Condition(
-                agent,
-                agent.pk,
-                detail=f"{agent.name} was found in an AWS IAM credential report ({user.arn}) and has no owner yet.",
-            ),
-        )
-        counts["unowned_findings_opened"] += int(opened)
+    # One set-based pass over the report's agents: ownerless ones carry an unowned-agent finding.
+    ownerless = [
+        Condition(a, a.pk, detail=f"{a.name} was found in an AWS IAM credential report ({arn}) and has no owner yet.")
+        for arn, a in agents.items()
+        if a.owner_id is None and a.state != Agent.State.DECOMMISSIONED
+    ]
+    synced = findings_sync(
+        actor=actor,
+        kind="unowned_agent",
+        subject_model=Agent,
+        now=now,
+        conditions=ownerless,
+        scope=Q(subject_id__in=[a.pk for a in agents.values()]),
+    )
+    counts["unowned_findings_opened"] = synced["opened"]
     return counts
 
 

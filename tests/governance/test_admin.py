@@ -4,9 +4,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from django.contrib import admin
-from django.contrib.messages import get_messages
 from django.db import connection
-from django.test import Client
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
@@ -24,22 +22,7 @@ from tests.factories import (
     UserFactory,
     WorkloadIdentityFactory,
 )
-
-
-@pytest.fixture
-def superuser(db):
-    return UserFactory(username="root.admin", is_superuser=True, is_staff=True)
-
-
-@pytest.fixture
-def admin_client(superuser):
-    client = Client()
-    client.force_login(superuser)
-    return client
-
-
-def _messages(response) -> list[str]:
-    return [str(m) for m in get_messages(response.wsgi_request)]
+from tests.support import messages_of
 
 
 def _make_batch(actor: Actor, n: int) -> None:
@@ -143,7 +126,7 @@ def test_issuing_a_token_shows_it_once_and_stores_its_digest(admin_client, super
     }, follow=True)
     assert response.status_code == 200
     token = IntegrationToken.objects.get()
-    shown = [m for m in _messages(response) if "shown only once" in m]
+    shown = [m for m in messages_of(response) if "shown only once" in m]
     assert len(shown) == 1
     clear = next(w for w in shown[0].split() if w.startswith("wrt_"))
     assert token.digest == token_digest(clear) and clear not in (token.prefix, token.digest)
@@ -163,7 +146,7 @@ def test_token_issue_refused_by_the_service_writes_nothing(admin_client):
         "name": "SIEM export", "user": person.pk, "scopes": ["inventory:read"],
         "expires_at_0": expires.strftime("%Y-%m-%d"), "expires_at_1": expires.strftime("%H:%M:%S"),
     }, follow=True)
-    assert any("active" in m for m in _messages(response))
+    assert any("active" in m for m in messages_of(response))
     assert not IntegrationToken.objects.exists()
     assert not AuditEvent.objects.exists()
 
@@ -199,7 +182,7 @@ def test_finding_actions_go_through_the_services(admin_client, open_finding):
     # Resolving needs a note: refused with a message, nothing changes.
     response = admin_client.post(url, {"action": "resolve", "_selected_action": [open_finding.pk], "index": 0,
                                        "reason": ""}, follow=True)
-    assert any("Say what was done" in m for m in _messages(response))
+    assert any("Say what was done" in m for m in messages_of(response))
     open_finding.refresh_from_db()
     assert open_finding.status == Finding.Status.ACKNOWLEDGED
 

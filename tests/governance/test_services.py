@@ -7,7 +7,6 @@ from io import StringIO
 import pytest
 from django.core.management import call_command
 from django.db import IntegrityError, transaction
-from django.db.models import Max
 from django.test import override_settings
 
 from governance import services
@@ -16,37 +15,19 @@ from governance.errors import Conflict, PermissionDenied, ValidationError
 from governance.findings import Condition, finding_raise
 from governance.models import AuditEvent, Finding, IntegrationToken, Policy
 from tests.factories import T0, AgentFactory, CredentialFactory, UserFactory
+from tests.support import Trail, refusal_checker
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("frozen_now")]
 
 DAY = timedelta(days=1)
 
 
-def _db_state():
-    return [list(m.objects.order_by("id").values()) for m in (Finding, IntegrationToken, Policy, AuditEvent)]
-
-
-def refuses(exc, fn, match=None, field=None, **kwargs):
-    """Call ``fn(**kwargs)``, expect ``exc`` (keyed on ``field`` for a ValidationError), and no change."""
-    before = _db_state()
-    with pytest.raises(exc, match=match) as info:
-        fn(**kwargs)
-    if field is not None:
-        assert field in info.value.message_dict, info.value.message_dict
-    assert _db_state() == before, "a refused call changed the database"
-    return info.value
+#: Proves a refused call changed nothing a service could change.
+refuses = refusal_checker(Finding, IntegrationToken, Policy, AuditEvent)
 
 
 def _last_event():
     return AuditEvent.objects.order_by("-id").first()
-
-
-def _events_since(mark):
-    return list(AuditEvent.objects.filter(id__gt=mark).order_by("id"))
-
-
-def _mark():
-    return AuditEvent.objects.aggregate(m=Max("id"))["m"] or 0
 
 
 @pytest.fixture
@@ -69,25 +50,16 @@ def finding(owner):
         )[0]
 
 
-def _one_event(mark, verb, actor, obj):
-    events = _events_since(mark)
-    assert [e.verb for e in events] == [verb]
-    e = events[0]
-    assert (e.actor_type, e.actor_id, e.actor_label) == (actor.type, actor.id, actor.label)
-    assert (e.object_type, e.object_id) == (obj._meta.label_lower, str(obj.pk))
-    return e
-
-
 # --- findings ------------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize("who", ["admin", "owner"])
 def test_acknowledge_an_open_finding(actors, finding, who):
-    mark = _mark()
+    trail = Trail()
     services.finding_acknowledge(actor=actors[who], finding=finding, note="Looking into it.")
     finding.refresh_from_db()
     assert (finding.status, finding.acknowledged_at, finding.acknowledged_by) == ("acknowledged", T0, actors[who].label)
-    event = _one_event(mark, "finding.acknowledge", actors[who], finding)
+    event = trail.only("finding.acknowledge", actors[who], finding)
     assert (event.before["status"], event.after["status"], event.after["note"]) == (
         "open",
         "acknowledged",
@@ -111,11 +83,11 @@ def test_a_finding_without_an_agent_is_worked_by_iam_admins_only(actors, finding
 
 @pytest.mark.parametrize("who", ["admin", "owner"])
 def test_resolve_a_finding_with_a_note(actors, finding, who):
-    mark = _mark()
+    trail = Trail()
     services.finding_resolve(actor=actors[who], finding=finding, note="Key deleted at AWS.")
     finding.refresh_from_db()
     assert (finding.status, finding.resolved_at, finding.resolution_note) == ("resolved", T0, "Key deleted at AWS.")
-    event = _one_event(mark, "finding.resolve", actors[who], finding)
+    event = trail.only("finding.resolve", actors[who], finding)
     assert (event.before["status"], event.after["status"]) == ("open", "resolved")
 
 
@@ -130,7 +102,7 @@ def test_resolve_refusals(actors, finding):
 
 def test_an_iam_admin_accepts_a_risk_until_a_date(actors, finding):
     until = T0 + 30 * DAY
-    mark = _mark()
+    trail = Trail()
     services.finding_accept_risk(actor=actors["admin"], finding=finding, until=until, note="Vendor fix due.")
     finding.refresh_from_db()
     assert (finding.status, finding.risk_accepted_until, finding.risk_accepted_by) == (
@@ -138,7 +110,7 @@ def test_an_iam_admin_accepts_a_risk_until_a_date(actors, finding):
         until,
         actors["admin"].label,
     )
-    event = _one_event(mark, "finding.accept_risk", actors["admin"], finding)
+    event = trail.only("finding.accept_risk", actors["admin"], finding)
     assert event.after["risk_accepted_until"] == "2026-12-15T06:00:00Z"
 
 
@@ -172,7 +144,7 @@ def test_the_database_refuses_a_risk_acceptance_without_an_end(finding):
 
 
 def test_a_token_is_stored_hashed_and_its_clear_text_appears_nowhere(actors, owner):
-    mark = _mark()
+    trail = Trail()
     token, clear = services.integration_token_issue(
         actor=actors["owner"],
         user=owner,
@@ -185,7 +157,7 @@ def test_a_token_is_stored_hashed_and_its_clear_text_appears_nowhere(actors, own
     assert token.digest == hashlib.sha256(clear.encode()).hexdigest()
     assert token.prefix == clear[:12] and token.scopes == ["inventory:read"]
     assert (token.created_at, token.expires_at, token.created_by) == (T0, T0 + 30 * DAY, owner)
-    event = _one_event(mark, "token.issue", actors["owner"], token)
+    event = trail.only("token.issue", actors["owner"], token)
     assert event.after["prefix"] == token.prefix
     dump = StringIO()
     call_command("dumpdata", stdout=dump)
@@ -224,11 +196,11 @@ def test_revoking_a_token(actors, owner):
         actor=actors["owner"], user=owner, name="CI", scopes=["inventory:read"], expires_at=T0 + DAY
     )
     refuses(PermissionDenied, services.integration_token_revoke, actor=actors["other_owner"], token=token)
-    mark = _mark()
+    trail = Trail()
     services.integration_token_revoke(actor=actors["owner"], token=token)
     token.refresh_from_db()
     assert token.revoked_at == T0 and not token.is_usable(T0)
-    _one_event(mark, "token.revoke", actors["owner"], token)
+    trail.only("token.revoke", actors["owner"], token)
     refuses(Conflict, services.integration_token_revoke, actor=actors["admin"], token=token)
 
 
@@ -236,10 +208,10 @@ def test_revoking_a_token(actors, owner):
 
 
 def test_an_iam_admin_changes_the_policy(actors):
-    mark = _mark()
+    trail = Trail()
     policy = services.policy_update(actor=actors["admin"], unused_after_days=60, rotation_period_days=30)
     assert (Policy.current().unused_after_days, Policy.current().rotation_period_days) == (60, 30)
-    event = _one_event(mark, "policy.update", actors["admin"], policy)
+    event = trail.only("policy.update", actors["admin"], policy)
     assert event.before == {"unused_after_days": 90, "rotation_period_days": 90}
     assert event.after == {"unused_after_days": 60, "rotation_period_days": 30}
 

@@ -12,25 +12,9 @@ from governance.models import AuditEvent, Finding, IntegrationToken, Policy
 from governance.services import token_digest
 from inventory.models import Agent, Credential
 from tests.factories import T0, AgentFactory, CredentialFactory
+from tests.support import audit_verbs, client_as
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def people(owner, other_owner, admin_user, auditor):
-    return {"owner": owner, "other_owner": other_owner, "admin": admin_user, "auditor": auditor, "anonymous": None}
-
-
-@pytest.fixture
-def agent(owner):
-    return AgentFactory(owner=owner, name="Ticket triage", slug="ticket-triage")
-
-
-def client_as(user) -> Client:
-    client = Client()
-    if user is not None:
-        client.force_login(user)
-    return client
 
 
 def make_finding(agent, *, kind="unrotated_credential", severity="medium", status=Finding.Status.OPEN, **extra):
@@ -40,13 +24,6 @@ def make_finding(agent, *, kind="unrotated_credential", severity="medium", statu
         subject_type=ContentType.objects.get_for_model(Credential), subject_id=credential.pk,
         subject_label=str(credential), agent_id=agent.pk, title="Access key past rotation",
         framework_refs=["NHI7"], first_seen_at=T0, last_seen_at=T0, **extra,
-    )
-
-
-def verbs_of(obj) -> list[str]:
-    return list(
-        AuditEvent.objects.filter(object_type=obj._meta.label_lower, object_id=str(obj.pk))
-        .order_by("id").values_list("verb", flat=True)
     )
 
 
@@ -212,10 +189,10 @@ def test_finding_action_permission_matrix_over_htmx(people, agent, action, data,
                      "accept-risk": "finding.accept_risk"}[action]
     if status == 200:
         assert body.lstrip().startswith(f'<tr id="finding-{finding.pk}"')  # the row only
-        assert verbs_of(finding) == [expected_verb]
+        assert audit_verbs(finding) == [expected_verb]
         assert AuditEvent.objects.get(verb=expected_verb).actor_label == people[role].username
     else:
-        assert verbs_of(finding) == []
+        assert audit_verbs(finding) == []
         finding.refresh_from_db()
         assert finding.status == Finding.Status.OPEN
     if status == 403:
@@ -244,7 +221,7 @@ def test_a_refused_finding_action_shows_the_services_message_in_the_row(admin_us
     response = client_as(admin_user).post(reverse("finding-act", args=[finding.pk, action]), data, headers=HTMX)
     assert response.status_code == status
     assert message in response.content.decode()
-    assert verbs_of(finding) == []
+    assert audit_verbs(finding) == []
 
 
 def test_acknowledging_twice_is_a_409_with_the_reason(admin_user, agent):
@@ -268,7 +245,7 @@ def test_anonymous_cannot_act_on_findings(agent):
     finding = make_finding(agent)
     response = Client().post(reverse("finding-act", args=[finding.pk, "resolve"]), RESOLVE[1])
     assert response.status_code == 302
-    assert verbs_of(finding) == []
+    assert audit_verbs(finding) == []
 
 
 # --- integration tokens ----------------------------------------------------------------------
@@ -283,7 +260,7 @@ def test_a_person_issues_a_token_for_themselves_and_sees_it_once(people, role, f
     assert response.status_code == 302 and response["Location"] == reverse("token-list")
     token = IntegrationToken.objects.get()
     assert token.user == people[role] and token.expires_at == datetime(2027, 1, 1, tzinfo=UTC)
-    assert verbs_of(token) == ["token.issue"]
+    assert audit_verbs(token) == ["token.issue"]
 
     shown = client.get(reverse("token-list"))
     clear = shown.context["issued"]["clear"]
@@ -338,7 +315,7 @@ def test_token_revoke_permission_matrix(people, role, status):
     assert response.status_code == status
     token.refresh_from_db()
     assert (token.revoked_at is not None) == (status == 302)
-    assert verbs_of(token) == (["token.revoke"] if status == 302 else [])
+    assert audit_verbs(token) == (["token.revoke"] if status == 302 else [])
 
 
 def test_tokens_list_shows_only_ones_own_tokens(owner, other_owner):
@@ -432,7 +409,7 @@ def test_a_refused_accept_risk_keeps_the_note_and_date_with_the_field_errors(adm
     assert '<ul class="errorlist"><li>The acceptance must end in the future.</li></ul>' in body
     # The resolve form is not filled with the accept-risk note.
     assert f'id="note-r-{finding.pk}" name="note" rows="2" required></textarea>' in body
-    assert verbs_of(finding) == []
+    assert audit_verbs(finding) == []
 
 
 def test_a_refused_accept_risk_without_a_note_keeps_the_date(admin_user, agent, frozen_now):

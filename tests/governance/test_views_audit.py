@@ -6,28 +6,16 @@ from datetime import timedelta
 
 import pytest
 from django.db import connection
-from django.test import Client
 from django.urls import reverse
 
 from governance.audit import Actor, audit_record, event_digest
 from governance.models import AuditEvent
 from tests.factories import T0, AgentFactory
+from tests.support import client_as
 
 pytestmark = pytest.mark.django_db
 
 HTMX = {"HX-Request": "true"}
-
-
-def client_as(user) -> Client:
-    client = Client()
-    if user is not None:
-        client.force_login(user)
-    return client
-
-
-@pytest.fixture
-def people(owner, other_owner, admin_user, auditor):
-    return {"owner": owner, "other_owner": other_owner, "admin": admin_user, "auditor": auditor, "anonymous": None}
 
 
 @pytest.fixture

@@ -1,34 +1,12 @@
 """The inventory admin: every write calls the inventory service for it and leaves an audit event."""
 
 import pytest
-from django.contrib.messages import get_messages
-from django.test import Client
 from django.urls import reverse
 
 from governance.models import AuditEvent, Finding
 from inventory.models import Agent, Credential, Team, Tool, WorkloadIdentity
-from tests.factories import AgentFactory, CredentialFactory, OwnerFactory, TeamFactory, ToolFactory, UserFactory
-
-
-@pytest.fixture
-def superuser(db):
-    return UserFactory(username="root.admin", is_superuser=True, is_staff=True)
-
-
-@pytest.fixture
-def admin_client(superuser):
-    client = Client()
-    client.force_login(superuser)
-    return client
-
-
-def _messages(response) -> list[str]:
-    return [str(m) for m in get_messages(response.wsgi_request)]
-
-
-def _verbs(obj) -> list[str]:
-    return list(AuditEvent.objects.filter(object_id=str(obj.pk), object_type=obj._meta.label_lower)
-                .order_by("id").values_list("verb", flat=True))
+from tests.factories import AgentFactory, CredentialFactory, OwnerFactory, TeamFactory, ToolFactory
+from tests.support import audit_verbs, messages_of
 
 
 def _action(client, model: str, action: str, objs, **extra):
@@ -87,7 +65,7 @@ def test_editing_an_agent_goes_through_agent_update(admin_client):
 def test_lifecycle_actions_need_a_reason_and_are_audited(admin_client):
     agent = AgentFactory()
     response = _action(admin_client, "agent", "suspend", [agent], reason="")
-    assert any("Give a reason" in m for m in _messages(response))
+    assert any("Give a reason" in m for m in messages_of(response))
     agent.refresh_from_db()
     assert agent.state == "active" and not AuditEvent.objects.exists()
 
@@ -97,11 +75,11 @@ def test_lifecycle_actions_need_a_reason_and_are_audited(admin_client):
     _action(admin_client, "agent", "decommission", [agent], reason="Retired")
     agent.refresh_from_db()
     assert (agent.state, agent.state_reason) == ("decommissioned", "Retired")
-    assert _verbs(agent) == ["agent.suspend", "agent.reactivate", "agent.decommission"]
+    assert audit_verbs(agent) == ["agent.suspend", "agent.reactivate", "agent.decommission"]
     assert Finding.objects.filter(kind="credential_on_decommissioned_agent", subject_id=credential.pk).exists()
     # Decommissioned is terminal: the admin refuses with the service's message.
     response = _action(admin_client, "agent", "activate", [agent])
-    assert any("Cannot activate" in m for m in _messages(response))
+    assert any("Cannot activate" in m for m in messages_of(response))
 
 
 @pytest.mark.django_db
@@ -109,14 +87,14 @@ def test_assign_owner_action(admin_client):
     agent = AgentFactory(state=Agent.State.PROPOSED, owner=None)
     new_owner = OwnerFactory(username="nora")
     response = _action(admin_client, "agent", "activate", [agent])
-    assert any("Assign an owner" in m for m in _messages(response))
+    assert any("Assign an owner" in m for m in messages_of(response))
     response = _action(admin_client, "agent", "assign_owner", [agent], owner="", reason="")
-    assert any("Choose an active person" in m for m in _messages(response))
+    assert any("Choose an active person" in m for m in messages_of(response))
     _action(admin_client, "agent", "assign_owner", [agent], owner=new_owner.pk, reason="Nora runs it now")
     _action(admin_client, "agent", "activate", [agent])
     agent.refresh_from_db()
     assert (agent.owner, agent.state) == (new_owner, "active")
-    assert _verbs(agent) == ["agent.assign_owner", "agent.activate"]
+    assert audit_verbs(agent) == ["agent.assign_owner", "agent.activate"]
     assert AuditEvent.objects.get(verb="agent.assign_owner").after["reason"] == "Nora runs it now"
 
 
@@ -135,7 +113,7 @@ def test_team_create_and_rename(admin_client):
                       {"name": "Platform engineering", "slug": "platform", "description": ""})
     team.refresh_from_db()
     assert team.name == "Platform engineering"
-    assert _verbs(team) == ["team.create", "team.update"]
+    assert audit_verbs(team) == ["team.create", "team.update"]
 
 
 @pytest.mark.django_db
@@ -146,7 +124,7 @@ def test_team_members_change_through_the_service(admin_client):
                                  {"name": "Platform", "slug": "platform", "description": "", "members": [member.pk]})
     assert response.status_code == 302
     assert list(team.members.all()) == [member]
-    assert _verbs(team) == ["team.set_members"]
+    assert audit_verbs(team) == ["team.set_members"]
 
 
 @pytest.mark.django_db
@@ -160,7 +138,7 @@ def test_workload_identity_add_and_remove(admin_client):
     assert WorkloadIdentity.objects.count() == 1
     admin_client.post(reverse("admin:inventory_workloadidentity_delete", args=[identity.pk]), {"post": "yes"})
     assert not WorkloadIdentity.objects.exists()
-    assert _verbs(identity) == ["workload_identity.add", "workload_identity.remove"]
+    assert audit_verbs(identity) == ["workload_identity.add", "workload_identity.remove"]
 
 
 @pytest.mark.django_db
@@ -175,11 +153,11 @@ def test_credential_record_rotate_and_revoke(admin_client):
     credential = Credential.objects.get()
     _action(admin_client, "credential", "rotate_now", [credential])
     response = _action(admin_client, "credential", "revoke", [credential], reason="")
-    assert any("Give a reason" in m for m in _messages(response))
+    assert any("Give a reason" in m for m in messages_of(response))
     _action(admin_client, "credential", "revoke", [credential], reason="Key leaked")
     credential.refresh_from_db()
     assert credential.status == "revoked" and credential.last_rotated_at is not None
-    assert _verbs(credential) == ["credential.record", "credential.rotate", "credential.revoke"]
+    assert audit_verbs(credential) == ["credential.record", "credential.rotate", "credential.revoke"]
     assert admin_client.get(reverse("admin:inventory_credential_delete", args=[credential.pk])).status_code == 403
 
 
@@ -197,7 +175,7 @@ def test_tool_add_change_remove(admin_client):
     assert tool.access_levels == ["read", "write"]
     admin_client.post(reverse("admin:inventory_tool_delete", args=[tool.pk]), {"post": "yes"})
     assert not Tool.objects.exists()
-    assert _verbs(tool) == ["tool.add", "tool.update", "tool.remove"]
+    assert audit_verbs(tool) == ["tool.add", "tool.update", "tool.remove"]
     update = AuditEvent.objects.get(verb="tool.update")
     assert update.before == {"access_levels": ["read"]} and update.after == {"access_levels": ["read", "write"]}
 

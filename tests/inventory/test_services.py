@@ -5,7 +5,6 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from django.db import IntegrityError, transaction
-from django.db.models import Max
 
 from governance import events
 from governance.audit import Actor, audit_verify
@@ -25,6 +24,7 @@ from tests.factories import (
     UserFactory,
     WorkloadIdentityFactory,
 )
+from tests.support import Trail, refusal_checker
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("frozen_now")]
 
@@ -34,49 +34,8 @@ DAY = timedelta(days=1)
 # --- helpers -------------------------------------------------------------------------------
 
 
-def _db_state():
-    """Everything a service could change, to prove a refused call changed nothing."""
-    return [
-        list(m.objects.order_by("id").values())
-        for m in (Agent, Credential, Tool, WorkloadIdentity, Finding, Team, AuditEvent)
-    ]
-
-
-def refuses(exc, fn, match=None, field=None, **kwargs):
-    """Call ``fn(**kwargs)``, expect ``exc`` (keyed on ``field`` for a ValidationError), and no change."""
-    before = _db_state()
-    with pytest.raises(exc, match=match) as info:
-        fn(**kwargs)
-    if field is not None:
-        assert field in info.value.message_dict, info.value.message_dict
-    assert _db_state() == before, "a refused call changed the database"
-    return info.value
-
-
-class Trail:
-    """The audit events written since it was made (or last reset)."""
-
-    def __init__(self):
-        self.reset()
-
-    def reset(self):
-        self.mark = AuditEvent.objects.aggregate(m=Max("id"))["m"] or 0
-
-    def new(self):
-        return list(AuditEvent.objects.filter(id__gt=self.mark).order_by("id"))
-
-    def verbs(self):
-        return [e.verb for e in self.new()]
-
-    def one(self, verb, actor=None, obj=None):
-        matching = [e for e in self.new() if e.verb == verb]
-        assert len(matching) == 1, self.verbs()
-        event = matching[0]
-        if actor is not None:
-            assert (event.actor_type, event.actor_id, event.actor_label) == (actor.type, actor.id, actor.label)
-        if obj is not None:
-            assert (event.object_type, event.object_id) == (obj._meta.label_lower, str(obj.pk))
-        return event
+#: Proves a refused call changed nothing a service could change.
+refuses = refusal_checker(Agent, Credential, Tool, WorkloadIdentity, Finding, Team, AuditEvent)
 
 
 @pytest.fixture

@@ -5,12 +5,12 @@ from pathlib import Path
 
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
-from django.test import Client
 from django.urls import reverse
 
 from governance.models import AuditEvent, Finding
 from inventory.models import Agent, Credential, ImportRun
 from tests.factories import T0, AgentFactory, CredentialFactory, TeamFactory, ToolFactory, WorkloadIdentityFactory
+from tests.support import audit_verbs, client_as
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
 
@@ -18,32 +18,8 @@ pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
-def people(owner, other_owner, admin_user, auditor):
-    return {"owner": owner, "other_owner": other_owner, "admin": admin_user, "auditor": auditor}
-
-
-@pytest.fixture
-def agent(owner):
-    return AgentFactory(owner=owner, name="Ticket triage", slug="ticket-triage")
-
-
-@pytest.fixture
 def others_agent(other_owner):
     return AgentFactory(owner=other_owner, name="Invoice agent", slug="invoice-agent")
-
-
-def client_as(user) -> Client:
-    client = Client()
-    if user is not None:
-        client.force_login(user)
-    return client
-
-
-def audit_verbs(obj) -> list[str]:
-    return list(
-        AuditEvent.objects.filter(object_type=obj._meta.label_lower, object_id=str(obj.pk))
-        .order_by("id").values_list("verb", flat=True)
-    )
 
 
 # --- permission matrix of the pages ---------------------------------------------------------

@@ -8,7 +8,6 @@ section; 403/409 shown in place; datetimes read in the viewer's timezone; consta
 from datetime import UTC, datetime
 
 import pytest
-from django.test import Client
 from django.urls import reverse
 
 from governance.models import AuditEvent, Finding
@@ -16,27 +15,11 @@ from inventory.forms import IMPORT_MAX_MB
 from inventory.importers.base import MAX_BYTES
 from inventory.models import Agent, Credential, Tool, WorkloadIdentity
 from tests.factories import T0, AgentFactory, CredentialFactory, ToolFactory, WorkloadIdentityFactory
+from tests.support import client_as
 
 pytestmark = pytest.mark.django_db
 
 HTMX = {"HX-Request": "true"}
-
-
-@pytest.fixture
-def people(owner, other_owner, admin_user, auditor):
-    return {"owner": owner, "other_owner": other_owner, "admin": admin_user, "auditor": auditor, "anonymous": None}
-
-
-@pytest.fixture
-def agent(owner):
-    return AgentFactory(owner=owner, name="Ticket triage", slug="ticket-triage")
-
-
-def client_as(user) -> Client:
-    client = Client()
-    if user is not None:
-        client.force_login(user)
-    return client
 
 
 def verbs() -> list[str]:

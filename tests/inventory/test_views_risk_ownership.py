@@ -2,12 +2,12 @@
 offered the owner transfer and whom its dropdowns list, and confirmation of irreversible actions."""
 
 import pytest
-from django.test import Client
 from django.urls import reverse
 
 from governance.models import AuditEvent
 from inventory.models import Agent
 from tests.factories import AgentFactory, AuditorFactory, CredentialFactory, OwnerFactory, UserFactory
+from tests.support import client_as
 
 pytestmark = pytest.mark.django_db
 
@@ -15,19 +15,8 @@ HTMX = {"HX-Request": "true"}
 
 
 @pytest.fixture
-def people(owner, other_owner, admin_user, auditor):
-    return {"owner": owner, "other_owner": other_owner, "admin": admin_user, "auditor": auditor}
-
-
-@pytest.fixture
 def agent(owner, other_owner):
     return AgentFactory(owner=owner, backup_owner=other_owner, name="Ticket triage", slug="ticket-triage")
-
-
-def client_as(user) -> Client:
-    client = Client()
-    client.force_login(user)
-    return client
 
 
 def audit_events(agent, verb):
