@@ -415,3 +415,22 @@ def test_the_agent_state_is_unchanged_by_management(owner, agent, frozen_now):
     client_as(owner).post(reverse("tool-add", args=args), data)
     agent.refresh_from_db()
     assert agent.state == Agent.State.ACTIVE
+
+
+def test_agent_page_renders_a_trail_with_revocations_under_debug_templates(settings, admin_user, frozen_now):
+    """A revoke's audit event has ``reason`` but no ``state_reason``; debug templates must not fail on it."""
+    from django.test import Client
+
+    from governance.audit import Actor
+    from inventory import services
+    from tests.factories import AgentFactory, CredentialFactory
+
+    settings.TEMPLATES = [{**settings.TEMPLATES[0], "OPTIONS": {**settings.TEMPLATES[0]["OPTIONS"], "debug": True}}]
+    agent = AgentFactory()
+    credential = CredentialFactory(agent=agent)
+    services.credential_revoke(actor=Actor.person(admin_user), credential=credential, reason="rotated out")
+    client = Client()
+    client.force_login(admin_user)
+    response = client.get(f"/agents/{agent.slug}/")
+    assert response.status_code == 200
+    assert b"rotated out" in response.content
