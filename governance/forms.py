@@ -44,10 +44,15 @@ class TokenIssueForm(forms.Form):
         help_text="The token stops working at 00:00 on this day, in your timezone.",
     )
 
-    def __init__(self, *args, **kwargs):
+    def __init__(self, *args, user=None, **kwargs):
         super().__init__(*args, **kwargs)
         if not self.is_bound:
             self.initial.setdefault("expires_on", timezone.localdate() + timedelta(days=90))
+        if user is not None:
+            from governance.services import token_scopes_for
+
+            allowed = token_scopes_for(user)
+            self.fields["scopes"].choices = [(v, label) for v, label in IntegrationToken.Scope.choices if v in allowed]
 
     def expires_at(self) -> datetime:
         """The chosen day's start in the active timezone, as an aware datetime."""

@@ -268,7 +268,7 @@ def token_list(request: HttpRequest) -> HttpResponse:
     next GET only, which removes it and is not cached (``Cache-Control: no-store``); reloading
     the page neither issues another token nor shows the clear token again.
     """
-    form = TokenIssueForm(request.POST or None)
+    form = TokenIssueForm(request.POST or None, user=request.user)
     if request.method == "POST":
         if form.is_valid():
             try:

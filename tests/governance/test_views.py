@@ -466,3 +466,12 @@ def test_finding_evidence_times_are_shown_in_the_viewers_timezone(owner, agent):
 def test_evidence_without_times_adds_nothing(owner, agent):
     make_finding(agent, kind="console_password_on_nhi", evidence={"kind": "console_password"})
     assert "In your time" not in client_as(owner).get(reverse("finding-list")).content.decode()
+
+
+@pytest.mark.django_db
+def test_token_form_offers_only_the_scopes_the_role_can_use(auditor):
+    from tests.support import client_as
+
+    page = client_as(auditor).get("/tokens/").content.decode()
+    assert 'value="inventory:read"' in page and 'value="audit:read"' in page
+    assert 'value="inventory:write"' not in page and 'value="imports:write"' not in page
