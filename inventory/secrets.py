@@ -15,10 +15,17 @@ What counts as a literal secret:
   private key blocks (``-----BEGIN … PRIVATE KEY-----``), ``Bearer <literal>``;
 - in a URL: a userinfo password (``https://user:pw@host``) and query parameters whose name
   says they hold a secret (``?api_key=…``, ``?access_token=…``);
-- a whole value shaped like an AWS secret access key (40 characters of base64, mixed case and digits).
+- an AWS secret access key (40 characters of base64, mixed case and digits) as the whole value or as
+  one part of it, parts being split on whitespace and separators (``:``, ``,``, ``;``, ``=``, ``@``,
+  quotes, brackets, ``|``, ``&``), including an access key id joined to its secret
+  (``AKIA…:<secret>``, ``AKIA…<secret>``).
+
+Scanning is linear in the value's length: every pattern either starts only where a run of its
+characters starts, or is bounded, or uses possessive quantifiers, so a hostile value cannot make
+matching backtrack catastrophically.
 
 Not secrets: references (``${VAR}``, ``${VAR:-default}``, ``${input:id}``, ``$VAR``), placeholders
-(``REDACTED``, ``<your-token>``, ``****``), flags, numbers and paths, and AWS access key ids
+(``REDACTED``, ``<your-token>``, ``****``), flags, numbers and paths, ARNs, and AWS access key ids
 (``AKIA…``/``ASIA…``), which identify a key and are its ``external_id``.
 """
 
@@ -128,7 +135,9 @@ def _reference_for(name: str) -> str:
 
 # --- values that are not secrets ------------------------------------------------------------
 
-_REFERENCE = re.compile(r"\$\{[^}]*\}|\$[A-Za-z_][A-Za-z0-9_]*")
+# ``${`` … ``}`` stops at the next ``$``/``{`` (a nested ``${B}`` is matched on its own), so matching
+# ``${${${…`` is linear, not quadratic.
+_REFERENCE = re.compile(r"\$\{[^{}$]*+\}|\$[A-Za-z_][A-Za-z0-9_]*+")
 _NOT_SECRET_VALUES = frozenset({"true", "false", "yes", "no", "on", "off", "null", "none", "", "-", REDACTED.lower()})
 
 
@@ -198,9 +207,15 @@ _BEARER = re.compile(r"\b(Bearer)\s+([^\s\"',;]+)", re.IGNORECASE)
 _URL_IN_TEXT = re.compile(r"(?<![A-Za-z0-9+.-])[A-Za-z][A-Za-z0-9+.-]*://[^\s\"'<>]+")
 _ASSIGNMENT = re.compile(r"(?<![\w.$-])-*([A-Za-z_][\w.-]*)=(\"[^\"]*\"|'[^']*'|[^\s&;,]+)")
 _AWS_SECRET_ACCESS_KEY = re.compile(r"[A-Za-z0-9/+]{40}")
+# The parts of a value: maximal runs between separators (possessive, so each character is read once).
+_PART_SEPARATORS = r"\s:,;=@\"'`()\[\]{}<>|&"
+_PART = re.compile(rf"[^{_PART_SEPARATORS}]++")
+# An access key id written directly before its secret, with or without a ``/`` between them.
+_AWS_KEY_ID_PREFIX = re.compile(r"(?:AKIA|ASIA)[A-Z0-9]{16}/?+")
 
 
 def _is_aws_secret_access_key(value: str) -> bool:
+    """40 characters of base64 with lower case, upper case and digits; not a key id, not a path."""
     v = value.strip()
     return bool(
         _AWS_SECRET_ACCESS_KEY.fullmatch(v)
@@ -208,7 +223,19 @@ def _is_aws_secret_access_key(value: str) -> bool:
         and re.search(r"[A-Z]", v)
         and re.search(r"[0-9]", v)
         and not v.startswith(("AKIA", "ASIA"))
+        and not (v.startswith("/") and v.count("/") >= 3)  # /srv/Reports2024/… is a path
     )
+
+
+def _aws_secret_in_part(part: str) -> tuple[str, str] | None:
+    """``(prefix, secret)`` if the part is an AWS secret access key, optionally after its access key id."""
+    part = part.rstrip(".!?")
+    if len(part) > 40:
+        prefix = _AWS_KEY_ID_PREFIX.match(part)
+        if prefix and len(part) - prefix.end() == 40:
+            return (prefix.group(0), part[prefix.end() :]) if _is_aws_secret_access_key(part[prefix.end() :]) else None
+        return None
+    return ("", part) if _is_aws_secret_access_key(part) else None
 
 
 def _shape_of(value: str) -> _Shape | None:
@@ -315,7 +342,7 @@ class SecretScanner:
         return _ASSIGNMENT.sub(assignment, out)
 
     def _tokens(self, location: str, value: str) -> str:
-        """Bearer credentials and known token shapes anywhere in ``value``."""
+        """Bearer credentials, known token shapes anywhere in ``value`` and AWS secret access keys in any part."""
 
         def bearer(m: re.Match) -> str:
             if not _token_like(m.group(2)) or _shape_of(m.group(2)):
@@ -333,7 +360,16 @@ class SecretScanner:
                 return REDACTED
 
             out = shape.pattern.sub(replace, out)
-        return out
+
+        def aws_secret(m: re.Match) -> str:
+            found = _aws_secret_in_part(m.group(0))
+            if found is None:
+                return m.group(0)
+            prefix, secret = found
+            self._add(location, "an AWS secret access key", "AWS_SECRET_ACCESS_KEY", secret)
+            return prefix + REDACTED + m.group(0)[len(prefix) + len(secret) :]
+
+        return _PART.sub(aws_secret, out)
 
     def url(self, location: str, value: str) -> str:
         """Check a URL: its userinfo password, its query parameters, tokens anywhere in it."""

@@ -23,8 +23,8 @@ API_PREFIX = "/api/"
 
 
 def is_api_request(request: HttpRequest) -> bool:
-    """True for requests to a path under ``/api/`` (the REST API, its schema and docs)."""
-    return request.path_info.startswith(API_PREFIX)
+    """True for requests to ``/api`` or a path under ``/api/`` (the REST API, its schema and docs)."""
+    return request.path_info.startswith(API_PREFIX) or request.path_info == API_PREFIX.rstrip("/")
 
 
 def too_large_detail() -> str:

@@ -60,9 +60,26 @@ class PageNumberPagination(StrictPageSizeMixin, pagination.PageNumberPagination)
 
 class AuditCursorPagination(StrictPageSizeMixin, pagination.CursorPagination):
     """Cursor pagination over the audit chain, newest first (stable under concurrent appends);
-    ``page_size`` from 1 to 1000 (default 100). A cursor that does not decode is a 404."""
+    ``page_size`` from 1 to 1000 (default 100). A cursor that does not decode is a 404.
+
+    ``?page=N`` belongs to page-number lists: here it is a 400 pointing at ``cursor`` rather
+    than silently answering the first page again.
+    """
 
     ordering = "-id"
     page_size = 100
     page_size_query_param = "page_size"
     max_page_size = 1000
+    page_query_param = "page"
+
+    def paginate_queryset(self, queryset, request, view=None):
+        if self.page_query_param in request.query_params:
+            raise ValidationError(
+                {
+                    self.page_query_param: [
+                        f"This list is cursor-paginated: follow the 'next' and 'previous' links, "
+                        f"which carry ?{self.cursor_query_param}=…, instead of giving a page number."
+                    ]
+                }
+            )
+        return super().paginate_queryset(queryset, request, view)

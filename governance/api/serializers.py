@@ -1,8 +1,10 @@
 """Serializer building blocks for the REST API, and the findings and audit-event serializers.
 
 Write endpoints parse their body with a small ``StrictInputSerializer``: an unknown field,
-or a read-only one (status, state, ids), is refused with 400 naming it, never ignored; every
-datetime must carry a UTC offset (DESIGN.md invariant 3). Read endpoints render with
+or a read-only one (status, state, ids), is refused with 400 naming it, never ignored; a JSON
+value of the wrong type (``123`` for a name, ``"30"`` for a number of days, ``"yes"`` for a
+flag) is refused too, never coerced; every datetime must carry a UTC offset (DESIGN.md
+invariant 3). Read endpoints render with
 ``OutputModelSerializer`` subclasses, whose datetimes are always ISO 8601 in UTC.
 """
 
@@ -12,6 +14,7 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 
 from django.db import models
+from django.http import QueryDict
 from django.utils.dateparse import parse_datetime
 from rest_framework import serializers
 
@@ -55,12 +58,60 @@ class UTCDateTimeField(serializers.DateTimeField):
         super().__init__(**kwargs)
 
 
+def json_type_name(value) -> str:
+    """The JSON type of a decoded value, for messages: "a string", "a number", "true or false" …"""
+    if isinstance(value, bool):
+        return "true or false"
+    if isinstance(value, int | float):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, list):
+        return "an array"
+    if isinstance(value, dict):
+        return "an object"
+    return "null" if value is None else type(value).__name__
+
+
+def json_type_error(field: serializers.Field, value) -> list[str] | dict[int, list[str]] | None:
+    """Why the decoded JSON ``value`` has the wrong type for ``field``, or None when it does not.
+
+    String fields (text, slugs, string choices, references by slug or username) take only a
+    JSON string, integer fields only a JSON integer, boolean fields only ``true``/``false``;
+    list fields check each item the same way (errors keyed by index, as DRF reports them).
+    ``null`` and the types of other fields are left to the field's own validation.
+    """
+    if value is None:
+        return None
+    if isinstance(field, serializers.ListField):
+        if not isinstance(value, list):
+            return None
+        items = {i: json_type_error(field.child, item) for i, item in enumerate(value)}
+        return {i: error for i, error in items.items() if error} or None
+    if isinstance(field, serializers.BooleanField):
+        return None if isinstance(value, bool) else [f"Must be true or false, not {json_type_name(value)}."]
+    if isinstance(field, serializers.IntegerField):
+        ok = isinstance(value, int) and not isinstance(value, bool)
+        return None if ok else [f"Must be a JSON integer, not {json_type_name(value)}."]
+    takes_string = isinstance(field, serializers.CharField | serializers.SlugRelatedField) or (
+        isinstance(field, serializers.ChoiceField)
+        and not isinstance(field, serializers.MultipleChoiceField)
+        and all(isinstance(key, str) for key in field.choices)
+    )
+    if takes_string and not isinstance(value, str):
+        return [f"Must be a JSON string, not {json_type_name(value)}."]
+    return None
+
+
 class StrictInputSerializer(serializers.Serializer):
-    """Base of every write serializer: unknown and read-only fields are errors, never ignored.
+    """Base of every write serializer: unknown and read-only fields, and JSON values of the wrong
+    type, are errors, never ignored or coerced.
 
     ``read_only_names`` lists fields the resource has but a client may not set here (for
     example ``state`` or ``status``); sending one is refused with "This field is read-only."
     Any other undeclared field is refused with "Unknown field." and the list of allowed ones.
+    In a JSON body a value of the wrong type is refused under its field (``json_type_error``);
+    form and multipart bodies (``QueryDict``: every value a string) keep the fields' own parsing.
     """
 
     read_only_names: tuple[str, ...] = ()
@@ -69,8 +120,12 @@ class StrictInputSerializer(serializers.Serializer):
         errors = {}
         if isinstance(data, Mapping):
             writable = [name for name, f in self.fields.items() if not f.read_only]
+            check_types = not isinstance(data, QueryDict)
             for name in data.keys():
                 if name in writable:
+                    type_error = json_type_error(self.fields[name], data[name]) if check_types else None
+                    if type_error:
+                        errors[name] = type_error
                     continue
                 if name in self.read_only_names or name in self.fields:
                     errors[name] = ["This field is read-only."]

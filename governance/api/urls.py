@@ -2,6 +2,10 @@
 
 Included by ``governance.urls`` under ``/api/v1/`` in the ``api`` namespace: reverse
 ``api:agent-list``, ``api:agent-set-risk-tier`` …; the un-namespaced names are the web UI's.
+
+Every route answers with or without its trailing slash (``/api/v1/agents`` and
+``/api/v1/agents/``), so that a POST, PATCH or DELETE is never redirected (a redirect would
+drop its body); ``reverse`` gives the form without the slash.
 """
 
 from rest_framework.routers import DefaultRouter
@@ -17,7 +21,16 @@ from inventory.api.views import (
     WorkloadIdentityViewSet,
 )
 
-router = DefaultRouter()
+
+class OptionalSlashRouter(DefaultRouter):
+    """A ``DefaultRouter`` whose routes match with or without the trailing slash."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.trailing_slash = "/?"
+
+
+router = OptionalSlashRouter()
 router.register("agents", AgentViewSet, basename="agent")
 router.register("teams", TeamViewSet, basename="team")
 router.register("workload-identities", WorkloadIdentityViewSet, basename="workload-identity")

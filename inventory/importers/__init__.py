@@ -48,7 +48,8 @@ def run_import(
 
     - ``source``: ``"aws-credential-report"`` (IAM admins only; agents found have no owner) or
       ``"mcp-config"`` (``agent`` required: the agent whose client this configures; its owners
-      and IAM admins may import).
+      and IAM admins may import; at most ``mcp.MAX_BYTES`` (1 MiB) and ``mcp.MAX_SERVERS``
+      servers; permission and the agent's state are checked before the file is read).
     - ``content``: the file's bytes; ``filename``: its name, kept on the run and the tools.
     - ``observed_at``: aware datetime; for a raw CSV credential report, when it was generated
       (the JSON form carries ``GeneratedTime``, which takes precedence).
@@ -98,19 +99,13 @@ def run_import(
 
     if agent is None:
         raise ImportFailed("Name the agent whose MCP client configuration this is.", field="agent")
-    _require(
-        actor.is_system or can_change_agent(actor.user, agent),
-        "You may import tools only for agents you own or back up.",
-    )
+    # Who may import and whether the agent may gain tools are settled before the file is read,
+    # on the agent as it is now, and again under its lock.
+    _check_mcp_target(actor, Agent.objects.get(pk=agent.pk))
     config = mcp.parse(content)
     with transaction.atomic():
         agent = Agent.objects.select_for_update().get(pk=agent.pk)
-        _require(
-            actor.is_system or can_change_agent(actor.user, agent),
-            "You may import tools only for agents you own or back up.",
-        )
-        if agent.state == Agent.State.DECOMMISSIONED:
-            raise Conflict("A decommissioned agent cannot gain tools.")
+        _check_mcp_target(actor, agent)
         summary = {"layout": config.layout, **mcp.apply(config, actor=actor, agent=agent, filename=filename, now=now)}
         return _record_run(
             actor=actor,
@@ -122,6 +117,16 @@ def run_import(
             summary=summary,
             now=now,
         )
+
+
+def _check_mcp_target(actor: Actor, agent: Agent) -> None:
+    """Raise ``PermissionDenied`` unless ``actor`` may change ``agent``, ``Conflict`` if it is decommissioned."""
+    _require(
+        actor.is_system or can_change_agent(actor.user, agent),
+        "You may import tools only for agents you own or back up.",
+    )
+    if agent.state == Agent.State.DECOMMISSIONED:
+        raise Conflict("A decommissioned agent cannot gain tools.")
 
 
 def _require(condition: bool, message: str) -> None:

@@ -18,6 +18,10 @@ Column meanings follow the IAM User Guide, "Getting credential reports for your 
   A credential is updated only from a report at least as new as the one it was last seen
   in; a changed last-rotated time is recorded as a rotation; a credential that has gone from a
   newer report (its key deleted, or its whole IAM user deleted) is marked revoked.
+- AWS is the source of truth for whether a key works: a credential revoked in Warrant that a
+  report generated *after* the revocation (``status_changed_at``) still lists takes the report's
+  status — ``credential.reactivate`` when active, ``credential.update`` when inactive, each with
+  its reason — so the stale-credential job judges it again. An older report leaves it revoked.
 """
 
 from __future__ import annotations
@@ -101,6 +105,8 @@ SLOTS = (
     ("cert_1", Credential.Kind.SIGNING_CERTIFICATE, "cert_1_active", "cert_1_last_rotated", None),
     ("cert_2", Credential.Kind.SIGNING_CERTIFICATE, "cert_2_active", "cert_2_last_rotated", None),
 )
+REACTIVATED_REASON = "Active in an AWS credential report generated after it was revoked in Warrant."
+INACTIVE_AFTER_REVOKE_REASON = "Inactive in an AWS credential report generated after it was revoked in Warrant."
 CONSOLE_PASSWORD_SLOT = "console_password"
 ALL_SLOTS = tuple(s[0] for s in SLOTS) + (CONSOLE_PASSWORD_SLOT,)
 CREDENTIAL_FINDING_KINDS = (
@@ -491,6 +497,8 @@ def apply(report: CredentialReport, *, actor: Actor, now: datetime) -> dict[str,
             "credentials_updated",
             "credentials_rotated",
             "credentials_revoked",
+            "credentials_reactivated",
+            "credentials_unrevoked_inactive",
             "credentials_unchanged",
             "credentials_older_report",
             "unowned_findings_opened",
@@ -615,7 +623,9 @@ def apply(report: CredentialReport, *, actor: Actor, now: datetime) -> dict[str,
                 "observed_at": report.observed_at,
                 "last_rotated_at": rc.last_rotated_at,
             }
-            if current.status != Credential.Status.REVOKED:  # revoked in Warrant stays revoked
+            # The provider decides whether a key works: a credential revoked in Warrant takes the
+            # status of a report generated after that revocation, and keeps "revoked" otherwise.
+            if current.status != Credential.Status.REVOKED or report.observed_at > current.status_changed_at:
                 wanted["status"] = status
             changed = {k: v for k, v in wanted.items() if getattr(current, k) != v}
             if not changed:
@@ -623,6 +633,7 @@ def apply(report: CredentialReport, *, actor: Actor, now: datetime) -> dict[str,
                 continue
             fields = tuple(changed)
             before = snapshot(current, fields)
+            was_revoked = "status" in changed and current.status == Credential.Status.REVOKED
             for k, v in changed.items():
                 setattr(current, k, v)
             if "status" in changed:
@@ -632,10 +643,11 @@ def apply(report: CredentialReport, *, actor: Actor, now: datetime) -> dict[str,
             update_fields.update(changed)
             if "status" in changed:
                 update_fields.add("status_changed_at")
+            rest = fields
             if "last_rotated_at" in changed:
                 rotated.append(current)
                 counts["credentials_rotated"] += 1
-                rest = tuple(f for f in fields if f != "last_rotated_at")
+                rest = tuple(f for f in rest if f != "last_rotated_at")
                 events.append(
                     _event(
                         "credential.rotate",
@@ -644,17 +656,30 @@ def apply(report: CredentialReport, *, actor: Actor, now: datetime) -> dict[str,
                         after=snapshot(current, ("last_rotated_at",)),
                     )
                 )
-                if rest:
+            extra = {}
+            if was_revoked:
+                counts["credentials_reactivated" if rc.active else "credentials_unrevoked_inactive"] += 1
+                if rc.active:
+                    rest = tuple(f for f in rest if f != "status")
                     events.append(
                         _event(
-                            "credential.update",
+                            "credential.reactivate",
                             current,
-                            before={k: before[k] for k in rest},
-                            after=snapshot(current, rest),
+                            before={"status": before["status"]},
+                            after={**snapshot(current, ("status",)), "reason": REACTIVATED_REASON},
                         )
                     )
-            else:
-                events.append(_event("credential.update", current, before=before, after=snapshot(current, fields)))
+                else:
+                    extra = {"reason": INACTIVE_AFTER_REVOKE_REASON}
+            if rest:
+                events.append(
+                    _event(
+                        "credential.update",
+                        current,
+                        before={k: before[k] for k in rest},
+                        after={**snapshot(current, rest), **extra},
+                    )
+                )
         # Credentials that a report at least as new no longer shows were deleted at AWS.
         for slot in ALL_SLOTS:
             current = existing.get(f"{user.arn}#{slot}")

@@ -13,6 +13,8 @@ from datetime import UTC, datetime
 
 from django.core.exceptions import ValidationError
 
+# The largest file any importer reads (an AWS credential report; the upload page states it).
+# An MCP client configuration has its own, smaller limit (``mcp.MAX_BYTES``).
 MAX_BYTES = 20 * 1024 * 1024
 UTF8_BOM = b"\xef\xbb\xbf"
 
@@ -88,13 +90,17 @@ def decode_text(content: bytes, *, prefix: str = "") -> str:
     return text
 
 
-def locate_key(text: str, key: str, start: int = 0) -> tuple[int, int] | None:
-    """Line and column of the first ``"key":`` (or JSON5 ``key:``) at or after ``start``, or None."""
+def find_key(text: str, key: str, start: int = 0) -> int | None:
+    """Character offset of the first ``"key":`` (or JSON5 ``key:``) at or after ``start``, or None."""
     pattern = re.compile(r"""(?:"%s"|'%s'|(?<![\w$])%s)\s*:""" % ((re.escape(key),) * 3))
     match = pattern.search(text, start)
-    if match is None:
-        return None
-    return line_col(text, match.start())
+    return None if match is None else match.start()
+
+
+def locate_key(text: str, key: str, start: int = 0) -> tuple[int, int] | None:
+    """Line and column of the first ``"key":`` (or JSON5 ``key:``) at or after ``start``, or None."""
+    offset = find_key(text, key, start)
+    return None if offset is None else line_col(text, offset)
 
 
 def offset_of(text: str, line: int, column: int) -> int:

@@ -29,6 +29,7 @@ resolved. Tools from other files or registered by hand are left alone.
 from __future__ import annotations
 
 import ipaddress
+import json
 import os
 import re
 from dataclasses import dataclass
@@ -41,14 +42,17 @@ from django.core.exceptions import ValidationError
 from django.db.models import Q
 
 from governance.audit import Actor, PendingEvent, audit_record_many, object_type_of, snapshot
-from governance.findings import Condition, finding_raise, findings_resolve_for
+from governance.findings import Condition, findings_resolve_for, findings_sync
 from governance.models import Finding
 
 from ..models import AccessLevel, Agent, Tool
 from ..secrets import ENV_NAME, SecretHit, SecretScanner
-from .base import decode_text, fail, locate_key, offset_of
+from .base import decode_text, fail, find_key, locate_key, offset_of
 
 FINDING_KIND = "literal_secret_in_config"
+# A client's configuration is a few KB; these bounds keep an import well inside a web request.
+MAX_BYTES = 1024 * 1024
+MAX_SERVERS = 200
 INTERNAL_SUFFIXES = (".internal", ".local", ".corp", ".lan", ".localhost", ".home.arpa")
 # A host with one of these labels anywhere (payments.internal.example.com) is an internal name.
 INTERNAL_LABELS = frozenset({"internal", "intranet", "corp", "lan", "local", "localhost", "private"})
@@ -91,17 +95,21 @@ class McpConfig:
 def parse(content: bytes) -> McpConfig:
     """Parse an MCP client configuration (JSON5); touches no database.
 
-    Raises ``ImportFailed`` for the first problem, naming line and column: a syntax error (as
-    the JSON5 parser reports it), neither ``mcpServers`` nor ``servers``, a server that is not an
-    object or has neither ``command`` nor ``url``, fields of the wrong type, an unknown ``type``.
+    Raises ``ImportFailed`` for the first problem, naming line and column: a file over
+    ``MAX_BYTES`` or with more than ``MAX_SERVERS`` servers (refused before the servers are
+    read), a syntax error (as the JSON5 parser reports it), neither ``mcpServers`` nor
+    ``servers``, a server that is not an object or has neither ``command`` nor ``url``, fields of
+    the wrong type, an unknown ``type``.
     """
+    if len(content) > MAX_BYTES:
+        raise fail(
+            f"An MCP client configuration may be at most {MAX_BYTES // 1024} KiB ({MAX_BYTES // (1024 * 1024)} MiB); "
+            f"this file is {len(content) // 1024} KiB. Import each client's own configuration file.",
+            1,
+            1,
+        )
     text = decode_text(content)
-    try:
-        doc = json5.loads(text, allow_duplicate_keys=False)
-    except ValueError as exc:
-        raise _syntax_error(text, str(exc))
-    except RecursionError:
-        raise fail("The document nests too deeply.", 1, 1)
+    doc = _load(text)
     if not isinstance(doc, dict):
         raise fail("Expected a JSON object with mcpServers (Claude Desktop, .mcp.json) or servers (VS Code).", 1, 1)
     containers = [k for k in ("mcpServers", "servers") if k in doc]
@@ -112,6 +120,12 @@ def parse(content: bytes) -> McpConfig:
             1,
             1,
         )
+    total = sum(len(doc[c]) for c in containers if isinstance(doc[c], dict))
+    if total > MAX_SERVERS:
+        raise fail(
+            f"An MCP client configuration may list at most {MAX_SERVERS} servers; this file lists {total}.",
+            *(locate_key(text, containers[0]) or (1, 1)),
+        )
     servers: list[McpServer] = []
     names: set[str] = set()
     for container in containers:
@@ -119,14 +133,70 @@ def parse(content: bytes) -> McpConfig:
         block_pos = locate_key(text, container) or (1, 1)
         if not isinstance(block, dict):
             raise fail(f"{container} must be an object mapping server names to their settings.", *block_pos)
+        # Servers come in file order: each one's key is searched from the previous one's, and its
+        # line counted from there, so locating every server reads the file once.
         block_offset = offset_of(text, *block_pos)
+        cursor, cursor_line = block_offset, block_pos[0]
         for name, entry in block.items():
-            pos = locate_key(text, name, block_offset) or block_pos
+            found = find_key(text, name, cursor)
+            if found is None:
+                pos, start = block_pos, block_offset
+            else:
+                cursor_line += text.count("\n", cursor, found)
+                cursor = start = found
+                pos = (cursor_line, found - text.rfind("\n", 0, found))
             if name in names:
                 raise fail(f"Server {name!r} is defined twice.", *pos)
             names.add(name)
-            servers.append(_parse_server(text, container, name, entry, pos))
+            servers.append(_parse_server(text, container, name, entry, pos, start))
     return McpConfig(layout=containers[0], servers=tuple(servers))
+
+
+_STRING_OR_COMMENT = re.compile(r'"(?:[^"\\\n]|\\.)*"|//[^\n]*|/\*.*?\*/', re.DOTALL)
+_STRING_OR_TRAILING_COMMA = re.compile(r'"(?:[^"\\\n]|\\.)*"|,(?=\s*[}\]])')
+
+
+def _blank(match: re.Match) -> str:
+    """A comment or trailing comma as spaces (newlines kept, so positions do not move); a string as is."""
+    token = match.group()
+    return token if token.startswith('"') else re.sub(r"[^\n]", " ", token)
+
+
+def _no_duplicates(pairs: list[tuple[str, object]]) -> dict:
+    out: dict = {}
+    for key, value in pairs:
+        if key in out:
+            raise _DuplicateKey(key)
+        out[key] = value
+    return out
+
+
+class _DuplicateKey(ValueError):
+    def __init__(self, key: str):
+        super().__init__(f'Duplicate key "{key}" found in object')
+
+
+def _load(text: str):
+    """The document. JSON with comments and trailing commas (what clients write) is read by the
+    standard library's parser; anything else is left to the JSON5 parser, which is far slower
+    and therefore used only for the files that need it, and for its error messages."""
+    try:
+        return json.loads(
+            _STRING_OR_TRAILING_COMMA.sub(_blank, _STRING_OR_COMMENT.sub(_blank, text)),
+            object_pairs_hook=_no_duplicates,
+        )
+    except _DuplicateKey as exc:
+        raise _syntax_error(text, str(exc))
+    except RecursionError:
+        raise fail("The document nests too deeply.", 1, 1)
+    except ValueError:
+        pass
+    try:
+        return json5.loads(text, allow_duplicate_keys=False)
+    except ValueError as exc:
+        raise _syntax_error(text, str(exc))
+    except RecursionError:
+        raise fail("The document nests too deeply.", 1, 1)
 
 
 def _syntax_error(text: str, message: str):
@@ -144,10 +214,10 @@ def _syntax_error(text: str, message: str):
     return fail(f"Not valid JSON/JSON5: {message}", 1, 1)
 
 
-def _parse_server(text: str, container: str, name: str, entry, pos: tuple[int, int]) -> McpServer:
+def _parse_server(text: str, container: str, name: str, entry, pos: tuple[int, int], start: int) -> McpServer:
+    """One server entry; ``pos`` (line, column) and ``start`` (character offset) locate its key."""
     where = f"{container}.{name}"
     line = pos[0]
-    start = offset_of(text, *pos)
 
     def error(message: str, key: str | None = None):
         at = (locate_key(text, key, start) if key else None) or pos
@@ -317,7 +387,9 @@ def _wanted(server: McpServer, source: str) -> dict:
 
 def _clean(tool: Tool, line: int) -> None:
     try:
-        tool.full_clean(validate_unique=False, validate_constraints=False)
+        # The agent is locked by the caller and names are unique within the file: checking the
+        # foreign key, uniqueness and constraints tool by tool would cost queries per server.
+        tool.full_clean(exclude=["agent"], validate_unique=False, validate_constraints=False)
     except ValidationError as exc:
         messages = "; ".join(f"{k}: {' '.join(v)}" for k, v in exc.message_dict.items())
         raise fail(f"server {tool.name!r}: {messages}", line, 1)
@@ -330,7 +402,9 @@ def apply(config: McpConfig, *, actor: Actor, agent: Agent, filename: str, now: 
     alone; tools that came from a file of the same name (``source``) and that this file no longer
     lists are removed (``tool.remove``), their unresolved findings resolved with a note. One audit
     event per change (``audit_record_many``). Each listed tool's literal-secret finding is
-    opened, kept (same secrets), replaced (different secrets) or resolved (none left).
+    opened, kept (same secrets), replaced (different secrets) or resolved (none left); new ones
+    are opened in one set-based pass (``findings_sync``); only tools whose secrets changed or that
+    are removed cost queries each.
 
     Returns the counts of what it did (``tools_removed`` and ``removed_tool_findings_resolved``
     count the removals). Raises ``ImportFailed`` if a tool fails validation.
@@ -419,6 +493,7 @@ def apply(config: McpConfig, *, actor: Actor, agent: Agent, filename: str, now: 
             status__in=Finding.UNRESOLVED,
         )
     }
+    holding: list[Condition] = []
     for server in config.servers:
         tool = tools[server.name]
         counts["secrets_found"] += len(server.secrets)
@@ -439,19 +514,27 @@ def apply(config: McpConfig, *, actor: Actor, agent: Agent, filename: str, now: 
         if not secrets:
             continue
         places = ", ".join(f"{s['location']} ({s['kind']}, {s['fingerprint']})" for s in secrets)
-        _, opened = finding_raise(
-            actor=actor,
-            kind=FINDING_KIND,
-            now=now,
-            condition=Condition(
+        holding.append(
+            Condition(
                 tool,
                 agent.pk,
                 evidence={"secrets": secrets, "file": source},
                 detail=f"{agent.name}: server {server.name!r} in {source or 'its configuration'} "
                 f"holds a literal secret at {places}.",
-            ),
+            )
         )
-        counts["secret_findings_opened"] += int(opened)
+    # One set-based pass opens the findings of the tools that hold a secret and have none open,
+    # refreshes the others and reopens a lapsed risk acceptance; it judges only those tools (the
+    # findings of tools whose secrets went were resolved above, with their note).
+    synced = findings_sync(
+        actor=actor,
+        kind=FINDING_KIND,
+        subject_model=Tool,
+        now=now,
+        conditions=holding,
+        scope=Q(subject_id__in=[c.subject.pk for c in holding]),
+    )
+    counts["secret_findings_opened"] = synced["opened"]
     return counts
 
 

@@ -244,6 +244,26 @@ def test_audit_events_unknown_filter_or_value_is_400(query, world):
 
 
 @pytest.mark.django_db
+@pytest.mark.parametrize("query", ["page=2", "page=1", "page=", "page=2&page_size=3"])
+def test_audit_events_refuse_a_page_number_and_point_at_the_cursor(query, world):
+    response = session_client(world["people"]["auditor"]).get(f"{AUDIT}?{query}")
+    assert response.status_code == 400
+    assert "cursor" in str(response.data["page"][0])
+
+
+@pytest.mark.django_db
+def test_audit_events_follow_the_cursor_without_a_page_number(world, admin_actor):
+    for i in range(3):
+        inventory_services.agent_update(actor=admin_actor, agent=world["own"], purpose=f"Purpose {i}.")
+    client = session_client(world["people"]["auditor"])
+    first = client.get(f"{AUDIT}?page_size=2").data
+    assert "page=" not in first["next"].replace("page_size=", "")
+    second = client.get(first["next"])
+    assert second.status_code == 200
+    assert {e["id"] for e in second.data["results"]}.isdisjoint({e["id"] for e in first["results"]})
+
+
+@pytest.mark.django_db
 def test_audit_events_time_window_needs_an_offset(world):
     client = session_client(world["people"]["auditor"])
     response = client.get(f"{AUDIT}?since=2026-11-15T06:00:00")
@@ -416,9 +436,9 @@ def test_every_link_of_the_api_root_is_under_api_v1(world):
 
 
 def test_api_route_names_are_namespaced_and_leave_the_ui_names_alone():
-    assert reverse("api:agent-list") == "/api/v1/agents/"
-    assert reverse("api:finding-list") == "/api/v1/findings/"
-    assert reverse("api:agent-set-risk-tier", kwargs={"slug": "own"}) == "/api/v1/agents/own/set-risk-tier/"
+    assert reverse("api:agent-list") == "/api/v1/agents"
+    assert reverse("api:finding-list") == "/api/v1/findings"
+    assert reverse("api:agent-set-risk-tier", kwargs={"slug": "own"}) == "/api/v1/agents/own/set-risk-tier"
     assert reverse("agent-list") == "/agents/"
     assert reverse("finding-list") == "/findings/"
 
@@ -443,10 +463,42 @@ def test_unknown_api_path_is_a_json_404(path, method, debug, world, settings):
 
 
 @pytest.mark.django_db
-def test_api_path_without_its_slash_redirects_to_a_json_404(world):
-    response = session_client(world["people"]["owner"]).get("/api/v1/nope", follow=True)
-    assert response.redirect_chain == [("/api/v1/nope/", 301)]
-    assert response.status_code == 404 and "detail" in response.json()
+@pytest.mark.parametrize("debug", [False, True], ids=["production", "debug"])
+@pytest.mark.parametrize("method", ["get", "post", "patch", "delete"])
+@pytest.mark.parametrize("path", ["/api/v1/nope", "/api/v1/agents/own/no-such-action", "/api"])
+def test_unknown_api_path_without_its_slash_is_a_json_404_not_a_redirect(path, method, debug, world, settings):
+    settings.DEBUG = debug  # under DEBUG, APPEND_SLASH would raise on a POST it cannot redirect
+    client = session_client(world["people"]["owner"])
+    response = getattr(client, method)(path, {"x": 1}, format="json") if method != "get" else client.get(path)
+    assert response.status_code == 404
+    assert response["Content-Type"] == "application/json"
+    assert path in response.json()["detail"]
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("path", ["/api/schema", "/api/schema/", "/api/docs", "/api/docs/", "/api/redoc"])
+def test_schema_and_docs_answer_with_or_without_the_slash(path, client):
+    assert client.get(path).status_code == 200
+
+
+@pytest.mark.django_db
+def test_api_root_without_its_slash_leads_to_the_root(world):
+    response = session_client(world["people"]["owner"]).get("/api/v1", follow=True)
+    assert response.redirect_chain[-1][0] == "/api/v1/"
+    assert response.status_code == 200 and "agents" in response.json()
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("debug", [False, True], ids=["production", "debug"])
+def test_finding_action_without_the_trailing_slash_works(world, settings, debug):
+    settings.DEBUG = debug
+    finding = world["finding"]
+    response = session_client(world["people"]["owner"]).post(
+        f"{FINDINGS}{finding.pk}/acknowledge", {"note": "Looking."}, format="json"
+    )
+    assert response.status_code == 200, response.content
+    finding.refresh_from_db()
+    assert finding.status == Finding.Status.ACKNOWLEDGED
 
 
 @pytest.mark.django_db

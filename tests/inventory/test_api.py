@@ -742,3 +742,154 @@ def test_auditor_token_reads_but_can_never_carry_a_write_scope(world):
     response = client.post(f"{AGENTS}own/suspend/", {"reason": "x"}, format="json")
     assert response.status_code == 403
     assert AuditEvent.objects.count() == before
+
+
+# --- deeply nested JSON ---------------------------------------------------------------------
+
+
+def nested(depth: int) -> bytes:
+    return b'{"a":' * depth + b"1" + b"}" * depth
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("debug", [False, True], ids=["production", "debug"])
+@pytest.mark.parametrize("depth", [40, 5000, 100_000])
+def test_deeply_nested_json_is_a_json_400_and_writes_nothing(depth, debug, world, settings):
+    settings.DEBUG = debug
+    before = (AuditEvent.objects.count(), Agent.objects.count())
+    response = session_client(world["people"]["admin"]).post(AGENTS, nested(depth), content_type="application/json")
+    assert response.status_code == 400
+    assert response["Content-Type"] == "application/json"
+    assert response.json()["detail"].startswith("JSON nests too deeply")
+    assert (AuditEvent.objects.count(), Agent.objects.count()) == before
+
+
+@pytest.mark.django_db
+def test_nesting_within_the_bound_reaches_the_serializer(world):
+    response = session_client(world["people"]["admin"]).post(AGENTS, nested(30), content_type="application/json")
+    assert response.status_code == 400
+    assert "Unknown field" in str(response.data["a"][0])
+
+
+@pytest.mark.django_db
+def test_malformed_json_is_still_a_parse_error(world):
+    response = session_client(world["people"]["admin"]).post(AGENTS, b'{"name": ', content_type="application/json")
+    assert response.status_code == 400
+    assert response.json()["detail"].startswith("JSON parse error")
+
+
+# --- with or without the trailing slash -----------------------------------------------------
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("debug", [False, True], ids=["production", "debug"])
+def test_writes_work_without_the_trailing_slash(world, settings, debug):
+    settings.DEBUG = debug  # under DEBUG, APPEND_SLASH would raise instead of redirecting a POST
+    client = session_client(world["people"]["admin"])
+    created = client.post(AGENTS.rstrip("/"), {"name": "Ticket triage", "kind": "assistant"}, format="json")
+    assert created.status_code == 201, created.content
+    slug = created.data["slug"]
+    assert Agent.objects.filter(slug=slug, name="Ticket triage").exists()
+
+    changed = client.patch(f"{AGENTS}{slug}", {"purpose": "Sort tickets."}, format="json")
+    assert changed.status_code == 200, changed.content
+    assert Agent.objects.get(slug=slug).purpose == "Sort tickets."
+
+    suspended = client.post(f"{AGENTS}own/suspend", {"reason": "Investigating."}, format="json")
+    assert suspended.status_code == 200, suspended.content
+    assert Agent.objects.get(slug="own").state == Agent.State.SUSPENDED
+
+    tool = world["tool"]
+    assert client.delete(f"{TOOLS}{tool.pk}").status_code == 204
+    assert not Tool.objects.filter(pk=tool.pk).exists()
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("url", [AGENTS, f"{AGENTS}own/", TEAMS, f"{AGENTS}?kind=assistant"])
+def test_reads_answer_with_or_without_the_trailing_slash(url, world):
+    client = session_client(world["people"]["admin"])
+    path, _, query = url.partition("?")
+    without = f"{path.rstrip('/')}?{query}" if query else path.rstrip("/")
+    with_slash, without_slash = client.get(url), client.get(without)
+    assert with_slash.status_code == without_slash.status_code == 200
+    assert with_slash.json() == without_slash.json()
+
+
+@pytest.mark.django_db
+def test_import_without_the_trailing_slash(world):
+    response = session_client(world["people"]["admin"]).post(
+        IMPORTS.rstrip("/"),
+        {"source": "aws-credential-report", "file": aws_upload(), "observed_at": "2026-11-15T06:00:00Z"},
+        format="multipart",
+    )
+    assert response.status_code == 201, response.content
+    assert ImportRun.objects.count() == 1
+
+
+# --- JSON types are not coerced -------------------------------------------------------------
+
+NEW_CREDENTIAL = {"agent": "own", "kind": "api_key", "provider": "openai", "external_id": "k-typed",
+                  "created_at": "2026-11-01T00:00:00Z"}
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(("method", "url", "body", "field", "message"), [
+    ("post", AGENTS, {"name": 123, "kind": "assistant"}, "name", "Must be a JSON string, not a number."),
+    ("post", AGENTS, {"name": "New", "kind": True}, "kind", "Must be a JSON string, not true or false."),
+    ("post", AGENTS, {"name": "New", "kind": "assistant", "owner": 7}, "owner", "Must be a JSON string"),
+    ("post", AGENTS, {"name": ["New"], "kind": "assistant"}, "name", "Must be a JSON string, not an array."),
+    ("patch", f"{AGENTS}own/", {"purpose": 42}, "purpose", "Must be a JSON string, not a number."),
+    ("post", CREDENTIALS, {**NEW_CREDENTIAL, "rotation_period_days": "30"}, "rotation_period_days",
+     "Must be a JSON integer, not a string."),
+    ("post", CREDENTIALS, {**NEW_CREDENTIAL, "rotation_period_days": 30.0}, "rotation_period_days",
+     "Must be a JSON integer, not a number."),
+    ("post", CREDENTIALS, {**NEW_CREDENTIAL, "rotation_period_days": True}, "rotation_period_days",
+     "Must be a JSON integer, not true or false."),
+    ("post", CREDENTIALS, {**NEW_CREDENTIAL, "ephemeral": "yes"}, "ephemeral",
+     "Must be true or false, not a string."),
+    ("post", CREDENTIALS, {**NEW_CREDENTIAL, "usage_tracked": 1}, "usage_tracked",
+     "Must be true or false, not a number."),
+    ("post", CREDENTIALS, {**NEW_CREDENTIAL, "external_id": 99}, "external_id", "Must be a JSON string"),
+    ("post", "credential-revoke", {"reason": False}, "reason", "Must be a JSON string, not true or false."),
+    ("post", TEAMS, {"name": {"en": "Research"}}, "name", "Must be a JSON string, not an object."),
+])
+def test_wrong_json_type_is_a_field_error_and_writes_nothing(method, url, body, field, message, world):
+    client = session_client(world["people"]["admin"])
+    before = (AuditEvent.objects.count(), Agent.objects.count(), Credential.objects.count())
+    response = getattr(client, method)(resolve_url(url, world), body, format="json")
+    assert response.status_code == 400
+    assert str(response.data[field][0]).startswith(message)
+    assert (AuditEvent.objects.count(), Agent.objects.count(), Credential.objects.count()) == before
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(("method", "url", "body", "field"), [
+    ("post", TOOLS, {"agent": "own", "name": "fetch", "transport": "stdio", "command": "uvx", "args": ["-p", 8080]},
+     "args"),
+    ("patch", f"{AGENTS}own/", {"data_classes": ["payment", 3]}, "data_classes"),
+])
+def test_wrong_json_type_in_a_list_names_the_item(method, url, body, field, world):
+    response = getattr(session_client(world["people"]["admin"]), method)(url, body, format="json")
+    assert response.status_code == 400
+    assert list(response.data[field]) == [1]
+    assert str(response.data[field][1][0]) == "Must be a JSON string, not a number."
+
+
+@pytest.mark.django_db
+def test_well_typed_json_is_accepted(world):
+    client = session_client(world["people"]["admin"])
+    body = {**NEW_CREDENTIAL, "rotation_period_days": 30, "ephemeral": True, "usage_tracked": False}
+    response = client.post(CREDENTIALS, body, format="json")
+    assert response.status_code == 201, response.data
+    credential = Credential.objects.get(external_id="k-typed")
+    assert (credential.rotation_period_days, credential.ephemeral, credential.usage_tracked) == (30, True, False)
+    renamed = client.patch(f"{AGENTS}own/", {"name": "Invoice agent v2", "team": None}, format="json")
+    assert renamed.status_code == 200, renamed.data
+
+
+@pytest.mark.django_db
+def test_form_input_keeps_its_string_parsing(world):
+    response = session_client(world["people"]["admin"]).post(
+        f"{AGENTS}own/suspend/", {"reason": "Form post."}, format="multipart"
+    )
+    assert response.status_code == 200, response.data

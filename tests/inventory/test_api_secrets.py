@@ -15,6 +15,8 @@ CREDENTIALS = "/api/v1/credentials/"
 GITHUB = "ghp_abcdefghijklmnopqrstuvwxyz0123456789"
 OPENAI = "sk-proj-abc123def456ghi789jkl012"
 JWT = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.dozjgNryP4J3jVmNHl0w5N_XgL0n3I9PlFUP0THsR8U"
+AWS_KEY_ID = "AKIAIOSFODNN7EXAMPLE"
+AWS_SECRET = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"
 PRIVATE_KEY = "-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXktdjEAAAAABG5vbmU\n-----END OPENSSH PRIVATE KEY-----"
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("frozen_now")]
@@ -58,8 +60,19 @@ TOOL_SECRETS = [
     (http_tool(args=["--slack", "xoxb-1234567890-abcdefghij"]), "args", "xoxb-1234567890-abcdefghij"),
     (http_tool(args=["--gitlab", "glpat-abcdefghij0123456789"]), "args", "glpat-abcdefghij0123456789"),
     (http_tool(env_keys=[f"GITHUB_TOKEN={GITHUB}"]), "env_keys", GITHUB),
-    ({"agent": "own", "name": "gh", "transport": "stdio", "command": f"env GITHUB_TOKEN={GITHUB} npx"}, "command",
-     GITHUB),
+    (
+        {"agent": "own", "name": "gh", "transport": "stdio", "command": f"env GITHUB_TOKEN={GITHUB} npx"},
+        "command",
+        GITHUB,
+    ),
+    # a secret with something next to it
+    (http_tool(args=["--creds", f"{AWS_KEY_ID}:{AWS_SECRET}"]), "args", AWS_SECRET),
+    (http_tool(args=["--creds", f"{AWS_KEY_ID}{AWS_SECRET}"]), "args", AWS_SECRET),
+    (http_tool(args=["--creds", f"{AWS_SECRET},"]), "args", AWS_SECRET),
+    (http_tool(args=["--creds", f" {AWS_SECRET}"]), "args", AWS_SECRET),
+    (http_tool(args=[f"--token={GITHUB}"]), "args", GITHUB),
+    (http_tool(args=["PASSWORD=hunter2hunter2"]), "args", "hunter2hunter2"),
+    (http_tool(args=["--env", "USER=bot,PASSWORD=hunter2hunter2"]), "args", "hunter2hunter2"),
 ]
 
 
@@ -78,8 +91,11 @@ def test_tool_env_keys_must_be_names(client, agent):
 
 
 def test_a_tool_with_references_is_accepted_and_audited(client, agent):
-    body = http_tool(url="https://mcp.example.com/mcp?api_key=${API_KEY}",
-                     args=["--token", "${TOKEN}", "--key=${input:key}"], env_keys=["TOKEN", "API_KEY"])
+    body = http_tool(
+        url="https://mcp.example.com/mcp?api_key=${API_KEY}",
+        args=["--token", "${TOKEN}", "--key=${input:key}"],
+        env_keys=["TOKEN", "API_KEY"],
+    )
     response = client.post(TOOLS, body, format="json")
     assert response.status_code == 201, response.data
     tool = Tool.objects.get()
@@ -96,9 +112,59 @@ def test_patching_a_secret_into_a_tool_is_refused(client, agent):
     assert tool.args == ["-y", "mcp-server"]
 
 
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["--creds", f"{AWS_KEY_ID}:{AWS_SECRET}"],
+        ["--creds", f"{AWS_SECRET},"],
+        ["--creds", f" {AWS_SECRET}"],
+        ["PASSWORD=hunter2hunter2"],
+        [f"--token={GITHUB}"],
+    ],
+)
+def test_patching_a_secret_next_to_something_into_args_is_refused(client, agent, args):
+    tool = ToolFactory(agent=agent, name="fs")
+    before = counts()
+    response = client.patch(f"{TOOLS}{tool.pk}/", {"args": args}, format="json")
+    secret = AWS_SECRET if AWS_SECRET in args[-1] else args[-1].split("=", 1)[1]
+    assert_refused(response, "args", secret, before)
+    tool.refresh_from_db()
+    assert tool.args == ["-y", "mcp-server"]
+
+
+def test_arns_urls_paths_and_references_next_to_a_key_id_are_accepted(client, agent):
+    body = http_tool(
+        args=[
+            "--role",
+            "arn:aws:iam::123456789012:user/x#access_key_1",
+            "--creds",
+            f"{AWS_KEY_ID}:${{AWS_SECRET_ACCESS_KEY}}",
+            "--out",
+            "/Users/alice/Projects/Warrant2/src/appx",
+            "--name",
+            "sk-build-agent-2024",
+        ]
+    )
+    response = client.post(TOOLS, body, format="json")
+    assert response.status_code == 201, response.data
+    assert Tool.objects.get().args == body["args"]
+    response = client.post(
+        CREDENTIALS,
+        credential(provider="aws", kind="access_key", external_id="arn:aws:iam::123456789012:user/x#access_key_1"),
+        format="json",
+    )
+    assert response.status_code == 201, response.data
+
+
 def credential(**fields) -> dict:
-    return {"agent": "own", "kind": "api_key", "provider": "openai", "external_id": "key-triage-1",
-            "created_at": "2026-11-01T00:00:00Z", **fields}
+    return {
+        "agent": "own",
+        "kind": "api_key",
+        "provider": "openai",
+        "external_id": "key-triage-1",
+        "created_at": "2026-11-01T00:00:00Z",
+        **fields,
+    }
 
 
 CREDENTIAL_SECRETS = [
@@ -109,6 +175,11 @@ CREDENTIAL_SECRETS = [
     (credential(label="Bearer abcdef1234567890"), "label", "abcdef1234567890"),
     (credential(fingerprint=OPENAI), "fingerprint", OPENAI),
     (credential(fingerprint="wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"), "fingerprint", "wJalrXUtnFEMI"),
+    (credential(external_id=f"{AWS_KEY_ID}:{AWS_SECRET}"), "external_id", AWS_SECRET),
+    (credential(external_id=f"{AWS_KEY_ID}{AWS_SECRET}"), "external_id", AWS_SECRET),
+    (credential(external_id=f"{AWS_SECRET},"), "external_id", AWS_SECRET),
+    (credential(external_id=f"{AWS_KEY_ID} {AWS_SECRET}"), "external_id", AWS_SECRET),
+    (credential(label=f"deploy key {AWS_SECRET}."), "label", AWS_SECRET),
 ]
 
 
@@ -126,8 +197,13 @@ def test_a_credential_fingerprint_must_be_sha256_hex(client, agent):
 
 
 def test_a_credential_with_a_key_id_and_a_fingerprint_is_accepted(client, agent):
-    body = credential(provider="aws", kind="access_key", external_id="AKIAIOSFODNN7EXAMPLE",
-                      fingerprint="sha256:" + "ab" * 32, label="Deploy key (${AWS_PROFILE})")
+    body = credential(
+        provider="aws",
+        kind="access_key",
+        external_id="AKIAIOSFODNN7EXAMPLE",
+        fingerprint="sha256:" + "ab" * 32,
+        label="Deploy key (${AWS_PROFILE})",
+    )
     response = client.post(CREDENTIALS, body, format="json")
     assert response.status_code == 201, response.data
     assert Credential.objects.get().external_id == "AKIAIOSFODNN7EXAMPLE"

@@ -888,6 +888,49 @@ def test_more_secret_forms_are_found_redacted_and_pass_tool_validation(admin_act
         assert_nowhere(secret)
 
 
+AWS_SECRET = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"
+
+
+@pytest.mark.parametrize(("arg", "stored"), [
+    (f"AKIAIOSFODNN7EXAMPLE:{AWS_SECRET}", "AKIAIOSFODNN7EXAMPLE:REDACTED"),
+    (f"AKIAIOSFODNN7EXAMPLE{AWS_SECRET}", "AKIAIOSFODNN7EXAMPLEREDACTED"),
+    (f"{AWS_SECRET},", "REDACTED,"),
+    (f" {AWS_SECRET}", "REDACTED"),
+])
+def test_an_aws_secret_next_to_anything_in_args_is_one_finding_with_only_its_fingerprint(owner_actor, agent, arg,
+                                                                                          stored):
+    content = json.dumps({"mcpServers": {"aws": {"command": "aws-mcp", "args": ["--creds", arg]}}}).encode()
+    run = mcp_import(owner_actor, agent, content)
+
+    tool = tools_of(agent)["aws"]
+    assert tool.args == ["--creds", stored]
+    tool.full_clean()
+    finding = open_findings("literal_secret_in_config").get()
+    assert finding.subject_id == tool.pk
+    assert finding.evidence["secrets"] == [
+        {"location": "args[1]", "kind": "an AWS secret access key", "fingerprint": fingerprint(AWS_SECRET)},
+    ]
+    assert run.summary["secret_findings_opened"] == 1
+    assert_nowhere(AWS_SECRET)
+
+
+@pytest.mark.parametrize(("args", "secret"), [
+    (["--token=ghp_abcdefghijklmnopqrstuvwxyz0123456789"], "ghp_abcdefghijklmnopqrstuvwxyz0123456789"),
+    (["PASSWORD=hunter2hunter2"], "hunter2hunter2"),
+    (["-e", "USER=bot,PASSWORD=hunter2hunter2"], "hunter2hunter2"),
+])
+def test_key_value_pairs_in_args_are_one_finding_with_only_a_fingerprint(owner_actor, agent, args, secret):
+    content = json.dumps({"mcpServers": {"kv": {"command": "kv-mcp", "args": args}}}).encode()
+    mcp_import(owner_actor, agent, content)
+
+    tool = tools_of(agent)["kv"]
+    assert tool.args[-1].endswith("=REDACTED")
+    tool.full_clean()
+    (hit,) = open_findings("literal_secret_in_config").get().evidence["secrets"]
+    assert hit["location"] == f"args[{len(args) - 1}]" and hit["fingerprint"] == fingerprint(secret)
+    assert_nowhere(secret)
+
+
 def test_an_env_key_that_is_not_a_variable_name_is_refused_without_echo(owner_actor, agent):
     content = (b'{"mcpServers": {"a": {"command": "x",\n'
                b'  "env": {"TOKEN=ghp_abcdefghijklmnopqrstuvwxyz0123456789": "1"}}}}')
@@ -911,3 +954,197 @@ def test_a_finding_with_unkeyed_fingerprints_is_replaced_on_reimport(owner_actor
     old = Finding.objects.get(kind="literal_secret_in_config", status=Finding.Status.RESOLVED)
     assert "keyed (HMAC-SHA256) fingerprints" in old.resolution_note
     assert open_findings("literal_secret_in_config").get().evidence["secrets"][0]["fingerprint"] == fingerprint(token)
+
+
+# --- revoked in Warrant, still listed by AWS ------------------------------------------------
+
+TRIAGE_KEY = f"{ACCOUNT}/agents/svc-ticket-triage#access_key_1"
+
+
+def _revoke_triage_key_in_warrant(admin_actor, frozen_now) -> Credential:
+    """Import the sample report, run the job, then revoke the ticket-triage key in Warrant at T0 + 1 h."""
+    from inventory.services import credential_revoke
+
+    aws_import(admin_actor)
+    credentials_flag_stale_due(now=T0)
+    key = Credential.objects.get(external_id=TRIAGE_KEY)
+    assert _credential_findings(key) == {"unused_credential", "unrotated_credential"}
+    frozen_now.move_to(T0 + timedelta(hours=1))
+    credential_revoke(actor=admin_actor, credential=key, reason="Key rotated out by the platform team.")
+    assert _credential_findings(key) == set()
+    frozen_now.move_to(T0 + timedelta(days=1))
+    return key
+
+
+def _credential_findings(key: Credential) -> set[str]:
+    ct = ContentType.objects.get_for_model(Credential)
+    return set(open_findings().filter(subject_type=ct, subject_id=key.pk).values_list("kind", flat=True))
+
+
+def test_a_report_generated_after_a_warrant_revocation_that_shows_the_key_active_reactivates_it(
+    admin_actor, frozen_now
+):
+    key = _revoke_triage_key_in_warrant(admin_actor, frozen_now)
+
+    run = aws_import(admin_actor, json_report(REPORT_CSV, generated="2026-11-15T12:00:00+00:00"))
+
+    key.refresh_from_db()
+    assert key.status == Credential.Status.ACTIVE
+    assert key.status_changed_at == T0 + timedelta(days=1)
+    assert run.summary["credentials_reactivated"] == 1
+    event = AuditEvent.objects.get(verb="credential.reactivate")
+    assert event.object_id == str(key.pk)
+    assert event.before == {"status": "revoked"}
+    assert event.after == {
+        "status": "active",
+        "reason": "Active in an AWS credential report generated after it was revoked in Warrant.",
+    }
+    # The discrepancy is no longer hidden: the next stale-credential run raises the findings again.
+    credentials_flag_stale_due(now=T0 + timedelta(days=1))
+    assert _credential_findings(key) == {"unused_credential", "unrotated_credential"}
+
+
+def test_a_report_generated_before_the_warrant_revocation_leaves_the_key_revoked(admin_actor, frozen_now):
+    key = _revoke_triage_key_in_warrant(admin_actor, frozen_now)
+
+    for generated in ("2026-11-15T06:00:00+00:00", "2026-11-15T06:30:00+00:00"):  # the sample, then a later one
+        run = aws_import(admin_actor, json_report(REPORT_CSV, generated=generated))
+        assert run.summary["credentials_reactivated"] == 0
+
+    key.refresh_from_db()
+    assert key.status == Credential.Status.REVOKED
+    assert key.status_changed_at == T0 + timedelta(hours=1)
+    assert key.observed_at == datetime(2026, 11, 15, 6, 30, tzinfo=UTC)
+    assert not AuditEvent.objects.filter(verb="credential.reactivate").exists()
+    credentials_flag_stale_due(now=T0 + timedelta(days=1))
+    assert _credential_findings(key) == set()
+
+
+def test_a_later_report_that_shows_the_revoked_key_inactive_sets_it_inactive(admin_actor, frozen_now):
+    key = _revoke_triage_key_in_warrant(admin_actor, frozen_now)
+    inactive = edit_csv("svc-ticket-triage", access_key_1_active="false")
+
+    run = aws_import(admin_actor, json_report(inactive, generated="2026-11-15T12:00:00+00:00"))
+
+    key.refresh_from_db()
+    assert key.status == Credential.Status.INACTIVE
+    assert run.summary["credentials_unrevoked_inactive"] == 1
+    event = AuditEvent.objects.filter(verb="credential.update", object_id=str(key.pk)).get()
+    assert event.before["status"] == "revoked"
+    assert event.after["status"] == "inactive"
+    assert event.after["reason"] == "Inactive in an AWS credential report generated after it was revoked in Warrant."
+    assert not AuditEvent.objects.filter(verb="credential.reactivate").exists()
+    credentials_flag_stale_due(now=T0 + timedelta(days=1))
+    assert _credential_findings(key) == set()  # an inactive key raises nothing
+
+
+# --- MCP configurations: size limits and the order of checks --------------------------------
+
+
+def mcp_config(servers: int, pad: int = 0) -> bytes:
+    """A configuration of ``servers`` stdio servers, every fourth with a literal token; ``pad`` extra args each."""
+    doc = {"mcpServers": {
+        f"server-{i:03d}": {
+            "command": "npx",
+            "args": ["-y", f"@acme/server-{i}", *[f"/srv/data/{j}" for j in range(pad)]],
+            "env": {"API_TOKEN": f"ghp_EXAMPLEexampleEXAMPLEexample{i:04d}" if i % 4 == 0 else "${API_TOKEN}"},
+        }
+        for i in range(servers)
+    }}
+    return json.dumps(doc, indent=2).encode()
+
+
+def test_an_mcp_config_over_one_mib_is_refused_naming_the_limit(owner_actor, agent):
+    from inventory.importers import mcp
+
+    content = mcp_config(10, pad=5000)
+    assert len(content) > mcp.MAX_BYTES
+    before = row_counts()
+    with pytest.raises(ImportFailed) as exc:
+        mcp_import(owner_actor, agent, content)
+    assert exc.value.field == "file"
+    assert "at most 1024 KiB (1 MiB)" in str(exc.value)
+    assert row_counts() == before
+
+
+def test_an_mcp_config_with_more_than_200_servers_is_refused_before_any_is_read(owner_actor, agent, monkeypatch):
+    from inventory.importers import mcp
+
+    monkeypatch.setattr(mcp, "_parse_server", lambda *a, **k: pytest.fail("a server was read"))
+    with pytest.raises(ImportFailed) as exc:
+        mcp_import(owner_actor, agent, mcp_config(mcp.MAX_SERVERS + 1))
+    assert exc.value.field == "file"
+    assert "at most 200 servers; this file lists 201" in str(exc.value)
+    assert "line 2, column 3" in str(exc.value)
+    assert Tool.objects.count() == 0
+
+
+def test_a_credential_report_over_the_mcp_limit_still_imports(admin_actor):
+    """The upload page states ``base.MAX_BYTES`` for every file; the MCP limit is the MCP importer's alone."""
+    from inventory.importers import base, mcp
+
+    content = REPORT_CSV + b"\n" * (mcp.MAX_BYTES + 1)
+    assert base.MAX_BYTES > len(content)
+    run = aws_import(admin_actor, content, "credential-report.csv", observed_at=T0)
+    assert run.summary["credentials_created"] == 10
+
+
+def test_importing_200_servers_costs_no_query_per_server(owner_actor, agent, other_owner):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from governance.audit import Actor
+
+    small_agent = AgentFactory(slug="small", owner=other_owner)
+    with CaptureQueriesContext(connection) as small:
+        mcp_import(Actor.person(other_owner), small_agent, mcp_config(8))
+    with CaptureQueriesContext(connection) as large:
+        run = mcp_import(owner_actor, agent, mcp_config(200))
+
+    assert run.summary["tools_created"] == 200
+    assert run.summary["secret_findings_opened"] == 50 == open_findings("literal_secret_in_config").filter(
+        agent_id=agent.pk).count()
+    assert len(large.captured_queries) == len(small.captured_queries)
+    with CaptureQueriesContext(connection) as again:
+        assert mcp_import(owner_actor, agent, mcp_config(200)).summary["tools_unchanged"] == 200
+    assert len(again.captured_queries) <= len(large.captured_queries)
+
+
+@pytest.mark.parametrize("content", [b"{not json", b"x" * (1024 * 1024 + 1)])
+def test_a_decommissioned_agent_is_refused_before_the_file_is_read(admin_actor, agent, monkeypatch, content):
+    from inventory.importers import mcp
+
+    monkeypatch.setattr(mcp, "parse", lambda *a, **k: pytest.fail("the file was parsed"))
+    agent.state = Agent.State.DECOMMISSIONED
+    agent.save()
+    with pytest.raises(Conflict):
+        mcp_import(admin_actor, agent, content)
+
+
+def test_permission_is_checked_before_the_file_is_read(agent, other_owner, monkeypatch):
+    from governance.audit import Actor
+    from inventory.importers import mcp
+
+    monkeypatch.setattr(mcp, "parse", lambda *a, **k: pytest.fail("the file was parsed"))
+    with pytest.raises(PermissionDenied):
+        mcp_import(Actor.person(other_owner), agent, b"{not json")
+
+
+def test_comments_trailing_commas_and_json5_syntax_parse_alike(owner_actor, agent):
+    jsonc = b"""{
+  // VS Code writes comments and trailing commas
+  "servers": {
+    /* a remote one */ "docs": {"url": "https://docs.example.com/mcp", "headers": {"X-Note": "a // b"},},
+    "files": {"command": "npx", "args": ["-y", "fs-server", "/srv/*x*/",],},
+  },
+}"""
+    json5_only = b"""{servers: {
+  docs: {url: 'https://docs.example.com/mcp', headers: {'X-Note': 'a // b'}},
+  files: {command: 'npx', args: ['-y', 'fs-server', '/srv/*x*/']},
+}}"""
+    mcp_import(owner_actor, agent, jsonc, "mcp.json")
+    first = inventory_state()[3]
+    assert {t.name: t.args for t in Tool.objects.all()} == {"docs": [], "files": ["-y", "fs-server", "/srv/*x*/"]}
+    assert Tool.objects.get(name="files").command == "npx"
+    mcp_import(owner_actor, agent, json5_only, "mcp.json")
+    assert inventory_state()[3] == first
