@@ -109,14 +109,6 @@ REACTIVATED_REASON = "Active in an AWS credential report generated after it was 
 INACTIVE_AFTER_REVOKE_REASON = "Inactive in an AWS credential report generated after it was revoked in Warrant."
 CONSOLE_PASSWORD_SLOT = "console_password"
 ALL_SLOTS = tuple(s[0] for s in SLOTS) + (CONSOLE_PASSWORD_SLOT,)
-CREDENTIAL_FINDING_KINDS = (
-    "unused_credential",
-    "unrotated_credential",
-    "expiring_credential",
-    "expired_credential_active",
-    "credential_on_decommissioned_agent",
-    "console_password_on_nhi",
-)
 
 
 # --- parse (no database) --------------------------------------------------------------------
@@ -585,6 +577,17 @@ def apply(report: CredentialReport, *, actor: Actor, now: datetime) -> dict[str,
     update_fields: set[str] = set()
     rotated: list[Credential] = []
     revoked: list[Credential] = []
+
+    def revoke(current: Credential, reason: str) -> None:
+        """Mark a credential the report shows gone (deleted at AWS) revoked, as of the report."""
+        before = snapshot(current, ("status", "observed_at"))
+        current.status = Credential.Status.REVOKED
+        current.status_changed_at = now
+        current.observed_at = report.observed_at
+        revoked.append(current)
+        after = {**snapshot(current, ("status", "observed_at")), "reason": reason}
+        events.append(_event("credential.revoke", current, before=before, after=after))
+
     for user in report.users:
         agent = agents.get(user.arn)
         if agent is None:
@@ -690,22 +693,7 @@ def apply(report: CredentialReport, *, actor: Actor, now: datetime) -> dict[str,
                 or report.observed_at < current.observed_at
             ):
                 continue
-            before = snapshot(current, ("status", "observed_at"))
-            current.status = Credential.Status.REVOKED
-            current.status_changed_at = now
-            current.observed_at = report.observed_at
-            revoked.append(current)
-            events.append(
-                _event(
-                    "credential.revoke",
-                    current,
-                    before=before,
-                    after={
-                        **snapshot(current, ("status", "observed_at")),
-                        "reason": "No longer in the AWS credential report.",
-                    },
-                )
-            )
+            revoke(current, "No longer in the AWS credential report.")
     # A credential report lists every IAM user of its account: a user it no longer lists, in a
     # report at least as new as what Warrant holds, was deleted at AWS with all its credentials.
     accounts = {_account_of(arn) for arn in arns} - {""}
@@ -724,22 +712,7 @@ def apply(report: CredentialReport, *, actor: Actor, now: datetime) -> dict[str,
         for current in gone:
             if current.external_id.split("#", 1)[0] in reported:
                 continue
-            before = snapshot(current, ("status", "observed_at"))
-            current.status = Credential.Status.REVOKED
-            current.status_changed_at = now
-            current.observed_at = report.observed_at
-            revoked.append(current)
-            events.append(
-                _event(
-                    "credential.revoke",
-                    current,
-                    before=before,
-                    after={
-                        **snapshot(current, ("status", "observed_at")),
-                        "reason": "Its IAM user is no longer in the AWS credential report.",
-                    },
-                )
-            )
+            revoke(current, "Its IAM user is no longer in the AWS credential report.")
     created_credentials = Credential.objects.bulk_create(to_create)
     events.extend(_event("credential.record", c, after=snapshot(c, CREDENTIAL_SNAPSHOT)) for c in created_credentials)
     if to_update:
@@ -757,8 +730,7 @@ def apply(report: CredentialReport, *, actor: Actor, now: datetime) -> dict[str,
         for kind in ("unrotated_credential", "expiring_credential", "expired_credential_active"):
             findings_resolve_for(actor=actor, kind=kind, subject=credential, now=now, note="Credential rotated.")
     for credential in revoked:
-        for kind in CREDENTIAL_FINDING_KINDS:
-            findings_resolve_for(actor=actor, kind=kind, subject=credential, now=now, note="Credential revoked.")
+        findings_resolve_for(actor=actor, subject=credential, now=now, note="Credential revoked.")
     # One set-based pass over the report's agents: ownerless ones carry an unowned-agent finding.
     ownerless = [
         Condition(a, a.pk, detail=f"{a.name} was found in an AWS IAM credential report ({arn}) and has no owner yet.")
