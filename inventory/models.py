@@ -4,6 +4,8 @@ A credential is never the secret: Warrant keeps its kind, provider, an external 
 fingerprint, and the dates that say whether it is stale (OWASP NHI Top 10: NHI1, NHI7).
 """
 
+import unicodedata
+
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import models
@@ -25,6 +27,20 @@ class AccessLevel(models.TextChoices):
     READ = "read", "Read"
     WRITE = "write", "Write"
     EXECUTE = "execute", "Execute"
+
+
+def validate_display_text(obj, *field_names: str) -> None:
+    """Refuse control and invisible formatting characters (Unicode categories Cc and Cf, e.g. the
+    right-to-left override U+202E) in names people read to decide, so that one agent cannot be
+    made to look like another. Raises a field-keyed ``ValidationError``."""
+    errors = {}
+    for name in field_names:
+        value = getattr(obj, name) or ""
+        bad = sorted({f"U+{ord(ch):04X}" for ch in value if unicodedata.category(ch) in ("Cc", "Cf")})
+        if bad:
+            errors[name] = f"Contains control or invisible formatting characters ({', '.join(bad)})."
+    if errors:
+        raise ValidationError(errors)
 
 
 def validate_choice_list(values, choices_cls, label: str) -> None:
@@ -54,6 +70,9 @@ class Team(models.Model):
 
     def __str__(self):
         return self.name
+
+    def clean(self):
+        validate_display_text(self, "name")
 
 
 # Words the web UI uses after /agents/; no agent may take them as its slug.
@@ -157,6 +176,7 @@ class Agent(models.Model):
         return self.name
 
     def clean(self):
+        validate_display_text(self, "name", "platform")
         validate_choice_list_field(self, "data_classes", DataClass, "data classes")
 
     @property
@@ -334,6 +354,8 @@ class Tool(models.Model):
         """Refuse a literal secret in the name, command, arguments, URL or source, and ``env_keys`` that are
         not environment variable names (invariant 9; rules in ``inventory.secrets``), then the shape rules."""
         from .secrets import args_refusal, env_keys_refusal, text_refusal, url_refusal
+
+        validate_display_text(self, "name")
 
         refusals = {
             "name": text_refusal(self.name),

@@ -18,16 +18,22 @@ def errors_of(obj) -> dict[str, list[str]]:
     return exc.value.message_dict
 
 
-@pytest.mark.parametrize(("changes", "field", "secret"), [
-    ({"transport": Tool.Transport.HTTP, "url": f"https://user:hunter2@db.example.com/x?api_key={OPENAI}"}, "url",
-     "hunter2"),
-    ({"transport": Tool.Transport.HTTP, "url": f"https://mcp.example.com/mcp?api_key={OPENAI}"}, "url", OPENAI),
-    ({"args": ["--token", GITHUB]}, "args", GITHUB),
-    ({"args": ["--password=opensesame"]}, "args", "opensesame"),
-    ({"env_keys": [f"GITHUB_TOKEN={GITHUB}"]}, "env_keys", GITHUB),
-    ({"command": f"env GITHUB_TOKEN={GITHUB} npx"}, "command", GITHUB),
-    ({"source": f"pasted {GITHUB}"}, "source", GITHUB),
-])
+@pytest.mark.parametrize(
+    ("changes", "field", "secret"),
+    [
+        (
+            {"transport": Tool.Transport.HTTP, "url": f"https://user:hunter2@db.example.com/x?api_key={OPENAI}"},
+            "url",
+            "hunter2",
+        ),
+        ({"transport": Tool.Transport.HTTP, "url": f"https://mcp.example.com/mcp?api_key={OPENAI}"}, "url", OPENAI),
+        ({"args": ["--token", GITHUB]}, "args", GITHUB),
+        ({"args": ["--password=opensesame"]}, "args", "opensesame"),
+        ({"env_keys": [f"GITHUB_TOKEN={GITHUB}"]}, "env_keys", GITHUB),
+        ({"command": f"env GITHUB_TOKEN={GITHUB} npx"}, "command", GITHUB),
+        ({"source": f"pasted {GITHUB}"}, "source", GITHUB),
+    ],
+)
 def test_a_tool_refuses_a_literal_secret_keyed_on_its_field_without_echo(changes, field, secret):
     tool = ToolFactory.build(agent=ToolFactory().agent, **changes)
     errors = errors_of(tool)
@@ -54,14 +60,17 @@ def test_tool_env_keys_are_variable_names_only(env_keys):
     assert list(errors) == ["env_keys"]
 
 
-@pytest.mark.parametrize(("changes", "field", "secret"), [
-    ({"external_id": OPENAI}, "external_id", OPENAI),
-    ({"external_id": "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIn0.c2lnbmF0dXJlMTIz"}, "external_id", "c2lnbmF0dXJlMTIz"),
-    ({"label": f"CI token {GITHUB}"}, "label", GITHUB),
-    ({"label": "-----BEGIN RSA PRIVATE KEY-----\nMIIEpAIBAAKCAQEA"}, "label", "MIIEpAIBAAKCAQEA"),
-    ({"fingerprint": "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"}, "fingerprint", "wJalrXUtnFEMI"),
-    ({"fingerprint": "sha256:ab12"}, "fingerprint", None),
-])
+@pytest.mark.parametrize(
+    ("changes", "field", "secret"),
+    [
+        ({"external_id": OPENAI}, "external_id", OPENAI),
+        ({"external_id": "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIn0.c2lnbmF0dXJlMTIz"}, "external_id", "c2lnbmF0dXJlMTIz"),
+        ({"label": f"CI token {GITHUB}"}, "label", GITHUB),
+        ({"label": "-----BEGIN RSA PRIVATE KEY-----\nMIIEpAIBAAKCAQEA"}, "label", "MIIEpAIBAAKCAQEA"),
+        ({"fingerprint": "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"}, "fingerprint", "wJalrXUtnFEMI"),
+        ({"fingerprint": "sha256:ab12"}, "fingerprint", None),
+    ],
+)
 def test_a_credential_refuses_secrets_and_malformed_fingerprints(changes, field, secret):
     credential = CredentialFactory.build(agent=CredentialFactory().agent, **changes)
     errors = errors_of(credential)
@@ -77,3 +86,25 @@ def test_a_credential_keeps_aws_key_ids_and_arn_slots():
             agent=agent, external_id=external_id, label="Deploy key", fingerprint="sha256:" + "0f" * 32
         ).full_clean()
     assert Credential.objects.count() == 1
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("name", ["invoice\u202eagent", "pay\u200bments", "bell\x07"])
+def test_names_refuse_control_and_invisible_characters(name, owner):
+    from governance.audit import Actor
+    from inventory import services
+    from inventory.models import Agent
+
+    with pytest.raises(ValidationError) as info:
+        services.agent_register(actor=Actor.system(), name=name, kind="assistant", owner=owner)
+    assert "name" in info.value.message_dict
+    assert not Agent.objects.exists()
+
+
+@pytest.mark.django_db
+def test_names_in_any_script_are_fine(owner):
+    from governance.audit import Actor
+    from inventory import services
+
+    agent = services.agent_register(actor=Actor.system(), name="請求書エージェント", kind="assistant", owner=owner)
+    assert agent.name == "請求書エージェント"
