@@ -223,7 +223,8 @@ def findings_sync(
     ``subjects`` (a queryset of those subjects) with ``describe(subject) -> Condition``, which is
     called only for subjects that have no unresolved finding yet — so a rerun reads ids only.
     ``scope`` (a ``Q`` over Finding) limits which existing findings this run judges (default: all
-    of that kind and subject type).
+    of that kind and subject type). Findings are dated ``now`` (the instant judged); their audit
+    events carry the time they are written, so the trail's times follow its order.
 
     New subjects get a finding; present ones have ``last_seen_at`` refreshed (never moved back); unresolved findings
     whose subject no longer meets the condition are resolved; risk acceptances that ended at or
@@ -330,7 +331,7 @@ def findings_sync(
                 )
 
         if opened or gone or lapsed:
-            audit_record_many(actor=actor, events=events(), at=now)
+            audit_record_many(actor=actor, events=events())
     return {"opened": opened, "refreshed": len(present), "resolved": len(gone), "reopened": len(lapsed)}
 
 
@@ -352,7 +353,7 @@ def finding_raise(*, actor: Actor, kind: str, condition: Condition, now: datetim
         return existing, False
     finding = _finding_for(spec, condition, ct, now)
     finding.save()
-    audit_record_many(actor=actor, events=[_opened_event(finding)], at=now)
+    audit_record_many(actor=actor, events=[_opened_event(finding)])
     return finding, True
 
 
@@ -390,6 +391,5 @@ def findings_resolve_for(
                 )
                 for f in rows
             ],
-            at=now,
         )
     return len(rows)

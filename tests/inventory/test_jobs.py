@@ -7,6 +7,7 @@ expiring within 14 days. ``now`` is T0 = 2026-11-15T06:00Z unless a test moves i
 from datetime import timedelta
 
 import pytest
+import time_machine
 
 from governance.audit import audit_verify
 from governance.models import AuditEvent, Finding, Policy
@@ -256,11 +257,14 @@ def test_running_twice_changes_nothing_more():
 
 def test_each_opened_finding_has_one_audit_event_by_the_job():
     _mixed_estate()
-    run()
+    written_at = T0 + timedelta(minutes=7)  # the job judges T0 but runs a little later
+    with time_machine.travel(written_at, tick=False):
+        run()
     events = AuditEvent.objects.filter(verb="finding.open")
     assert events.count() == Finding.objects.count()
     assert set(events.values_list("actor_type", "actor_label")) == {("system", "stale-credential job")}
-    assert set(events.values_list("occurred_at", flat=True)) == {T0}
+    assert set(events.values_list("occurred_at", flat=True)) == {written_at}  # the trail's time is real
+    assert set(Finding.objects.values_list("first_seen_at", flat=True)) == {T0}  # the finding's is the instant
 
 
 def test_a_rerun_later_refreshes_last_seen_only():
