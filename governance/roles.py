@@ -5,6 +5,7 @@ A superuser counts as an IAM admin. An agent owner sees and changes the agents t
 """
 
 from django.contrib.auth.models import Group
+from django.db.models import Q
 
 IAM_ADMIN = "IAM admin"
 AGENT_OWNER = "Agent owner"
@@ -45,6 +46,11 @@ def can_own_agents(user) -> bool:
     Auditors never own agents (separation of duties: they review what owners do).
     """
     return bool(getattr(user, "is_active", False)) and (is_agent_owner(user) or is_iam_admin(user))
+
+
+def agent_owner_candidates_q() -> Q:
+    """``can_own_agents`` as a ``Q`` over users, for lists of people to choose an owner from."""
+    return Q(is_active=True) & (Q(is_superuser=True) | Q(groups__name__in=[AGENT_OWNER, IAM_ADMIN]))
 
 
 def can_read_all(user) -> bool:

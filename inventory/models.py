@@ -5,11 +5,13 @@ fingerprint, and the dates that say whether it is stale (OWASP NHI Top 10: NHI1,
 """
 
 import unicodedata
+from datetime import timedelta
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import models
-from django.db.models import Q
+from django.db.models import Case, ExpressionWrapper, Q, Value, When
+from django.db.models.functions import Coalesce
 
 
 class DataClass(models.TextChoices):
@@ -232,6 +234,35 @@ class WorkloadIdentity(models.Model):
             raise ValidationError({"issuer": "Only OIDC identities have an issuer."})
 
 
+class CredentialQuerySet(models.QuerySet):
+    """Credential queries that carry a rule of their own."""
+
+    def with_rotation_due(self, default_days: int) -> "CredentialQuerySet":
+        """Annotate ``rotation_due_at`` (UTC): the last rotation (or creation) plus the
+        credential's own ``rotation_period_days``, else ``default_days`` (the policy's).
+
+        Periods are few, so the expression has one branch per distinct period, keeping the
+        arithmetic to "datetime + constant interval", which every supported database computes.
+        """
+        own_periods = sorted(
+            self.filter(rotation_period_days__isnull=False)
+            .order_by()
+            .values_list("rotation_period_days", flat=True)
+            .distinct()
+        )
+        anchor = Coalesce("last_rotated_at", "created_at")
+
+        def plus(days: int):
+            return ExpressionWrapper(anchor + Value(timedelta(days=days)), output_field=models.DateTimeField())
+
+        due_at = Case(
+            *[When(rotation_period_days=days, then=plus(days)) for days in own_periods],
+            default=plus(default_days),
+            output_field=models.DateTimeField(),
+        )
+        return self.annotate(rotation_due_at=due_at)
+
+
 class Credential(models.Model):
     """A credential an agent holds — never the secret itself.
 
@@ -276,6 +307,8 @@ class Credential(models.Model):
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.ACTIVE, db_index=True)
     status_changed_at = models.DateTimeField(null=True, blank=True)
     recorded_at = models.DateTimeField()
+
+    objects = CredentialQuerySet.as_manager()
 
     class Meta:
         ordering = ["agent_id", "kind", "external_id", "id"]

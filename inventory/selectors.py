@@ -70,39 +70,14 @@ def credential_rotation_due_list(*, user, now, within_days: int = 14) -> QuerySe
     """
     from datetime import timedelta
 
-    from django.db.models import Case, DateTimeField, ExpressionWrapper, Value, When
-    from django.db.models.functions import Coalesce
-
     from governance.models import Policy
 
     visible = Agent.objects.filter(visible_agents_q(user)).values("pk")
-    base = Credential.objects.filter(agent__in=visible, status=Credential.Status.ACTIVE).exclude(
-        kind=Credential.Kind.CONSOLE_PASSWORD
-    )
-    # Periods differ per credential; one branch per distinct period keeps the arithmetic to
-    # "datetime + constant interval", which every supported database computes.
-    default_days = Policy.current().rotation_period_days
-    own_periods = sorted(
-        base.filter(rotation_period_days__isnull=False)
-        .order_by()
-        .values_list("rotation_period_days", flat=True)
-        .distinct()
-    )
-    anchor = Coalesce("last_rotated_at", "created_at")
-    due_at = Case(
-        *[
-            When(
-                rotation_period_days=days,
-                then=ExpressionWrapper(anchor + Value(timedelta(days=days)), output_field=DateTimeField()),
-            )
-            for days in own_periods
-        ],
-        default=ExpressionWrapper(anchor + Value(timedelta(days=default_days)), output_field=DateTimeField()),
-        output_field=DateTimeField(),
-    )
     return (
-        base.select_related("agent")
-        .annotate(rotation_due_at=due_at)
+        Credential.objects.filter(agent__in=visible, status=Credential.Status.ACTIVE)
+        .exclude(kind=Credential.Kind.CONSOLE_PASSWORD)
+        .with_rotation_due(Policy.current().rotation_period_days)
+        .select_related("agent")
         .filter(rotation_due_at__lte=now + timedelta(days=within_days))
         .order_by("rotation_due_at", "id")
     )
@@ -125,9 +100,7 @@ def person_list(*, user):
     """Active people who may own or back up agents (agent owners and IAM admins, never auditors),
     ordered by username (ties by id)."""
     from django.contrib.auth import get_user_model
-    from django.db.models import Q
 
-    from governance.roles import AGENT_OWNER, IAM_ADMIN
+    from governance.roles import agent_owner_candidates_q
 
-    eligible = Q(is_superuser=True) | Q(groups__name__in=[AGENT_OWNER, IAM_ADMIN])
-    return get_user_model().objects.filter(eligible, is_active=True).distinct().order_by("username", "id")
+    return get_user_model().objects.filter(agent_owner_candidates_q()).distinct().order_by("username", "id")

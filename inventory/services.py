@@ -13,7 +13,6 @@ from datetime import UTC, datetime, timedelta
 from django.contrib.auth import get_user_model
 from django.db import transaction
 from django.db.models import F, Q
-from django.db.models.functions import Coalesce
 from django.utils import timezone
 from django.utils.text import slugify
 
@@ -797,13 +796,6 @@ def credentials_flag_stale_due(*, now: datetime, actor: Actor | None = None) -> 
     unused_before = F("observed_at") - _days(policy.unused_after_days)
     grace_before = F("observed_at") - _days(policy.never_used_grace_days)
     password = Q(kind=Credential.Kind.CONSOLE_PASSWORD)
-    # Rotation is due when the last rotation (or creation) is older than the credential's own
-    # period, else the policy's. Periods are few, so one comparison per distinct period keeps
-    # the rule in SQL on every database.
-    periods = set(active.exclude(rotation_period_days=None).values_list("rotation_period_days", flat=True))
-    rotation_due = Q(rotation_period_days=None, rotated_or_created__lt=now - _days(policy.rotation_period_days))
-    for days in periods:
-        rotation_due |= Q(rotation_period_days=days, rotated_or_created__lt=now - _days(days))
     rules: dict[str, Q] = {
         "unused_credential": ~password
         & Q(usage_tracked=True)
@@ -811,13 +803,13 @@ def credentials_flag_stale_due(*, now: datetime, actor: Actor | None = None) -> 
             Q(last_used_at__isnull=False, last_used_at__lt=unused_before)
             | Q(last_used_at__isnull=True, created_at__lt=grace_before)
         ),
-        "unrotated_credential": ~password & rotation_due,
+        "unrotated_credential": ~password & Q(rotation_due_at__lt=now),
         "expiring_credential": Q(expires_at__gt=now, expires_at__lte=now + _days(policy.expiring_within_days)),
         "expired_credential_active": Q(expires_at__lte=now),
         "credential_on_decommissioned_agent": Q(agent__state=Agent.State.DECOMMISSIONED),
         "console_password_on_nhi": password,
     }
-    annotated = active.annotate(rotated_or_created=Coalesce("last_rotated_at", "created_at"))
+    annotated = active.with_rotation_due(policy.rotation_period_days)
     return {
         kind: findings_sync(
             actor=actor,
