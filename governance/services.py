@@ -14,6 +14,7 @@ from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from governance.audit import Actor, audit_record, snapshot
@@ -21,7 +22,6 @@ from governance.errors import Conflict, PermissionDenied, ValidationError
 from governance.models import Finding, IntegrationToken, Policy
 from governance.roles import is_agent_owner, is_auditor, is_iam_admin
 from inventory.models import Agent
-from inventory.permissions import is_owner_of
 
 TOKEN_PREFIX = "wrt_"
 FINDING_FIELDS = (
@@ -40,16 +40,24 @@ def _lock_finding(finding: Finding) -> Finding:
     return Finding.objects.select_for_update().get(pk=finding.pk)
 
 
-def can_work_finding(user, finding: Finding) -> bool:
-    """IAM admins work every finding; owners work the findings of the agents they own or back up."""
+def finding_workable_agent_ids(user) -> set[int] | None:
+    """Ids of the agents whose findings ``user`` may work — those they own or back up, as an
+    active person; ``None`` means every finding (IAM admins). One query at most."""
     if is_iam_admin(user):
-        return True
-    return finding.agent_id is not None and _owns_agent(user, finding.agent_id)
+        return None
+    if not getattr(user, "is_authenticated", False) or not user.is_active:
+        return set()
+    owned = Agent.objects.filter(Q(owner=user) | Q(backup_owner=user))
+    return set(owned.values_list("pk", flat=True))
 
 
-def _owns_agent(user, agent_id: int) -> bool:
-    agent = Agent.objects.filter(pk=agent_id).only("owner_id", "backup_owner_id").first()
-    return agent is not None and is_owner_of(user, agent)
+def can_work_finding(user, finding: Finding, workable: set[int] | None = ...) -> bool:
+    """Whether ``user`` may acknowledge, resolve or accept the risk of ``finding``: IAM admins
+    every finding, owners the findings of the agents they own or back up. Pass ``workable``
+    (``finding_workable_agent_ids(user)``) when judging many findings."""
+    if workable is ...:
+        workable = finding_workable_agent_ids(user)
+    return workable is None or finding.agent_id in workable
 
 
 def _require_can_work(actor: Actor, finding: Finding) -> None:

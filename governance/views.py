@@ -17,7 +17,6 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.contrib.auth.forms import AuthenticationForm
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.db.models import Q
 from django.http import Http404, HttpRequest, HttpResponse, QueryDict
 from django.shortcuts import redirect, render
 from django.utils import timezone
@@ -109,19 +108,10 @@ def login_locked_out(request: HttpRequest, original_response=None, credentials=N
 FINDING_COLUMNS = [("first_seen", "First seen"), ("last_seen", "Last seen")]
 
 
-def _workable_agent_ids(user) -> set[int] | None:
-    """Ids of the agents whose findings ``user`` may work; ``None`` means all (IAM admins). One query."""
-    if is_iam_admin(user):
-        return None
-    if not user.is_authenticated:
-        return set()
-    owned = inventory_selectors.agent_list(user=user).filter(Q(owner=user) | Q(backup_owner=user))
-    return set(owned.values_list("pk", flat=True))
-
-
-def _mark_workable(findings, workable: set[int] | None) -> None:
+def _mark_workable(findings, user) -> None:
+    workable = services.finding_workable_agent_ids(user)
     for f in findings:
-        f.can_work = f.status != Finding.Status.RESOLVED and (workable is None or f.agent_id in workable)
+        f.can_work = f.status != Finding.Status.RESOLVED and services.can_work_finding(user, f, workable)
 
 
 @login_required
@@ -138,7 +128,7 @@ def finding_list(request: HttpRequest) -> HttpResponse:
     filterset = FindingFilterSet(data, queryset=selectors.finding_list(user=request.user), request=request)
     listing = list_page(params, filterset)
     if listing["page"] is not None:
-        _mark_workable(listing["page"].object_list, _workable_agent_ids(request.user))
+        _mark_workable(listing["page"].object_list, request.user)
     context = {
         "section": "findings",
         **listing,
@@ -180,7 +170,7 @@ def _finding_row(
     """The finding's table row; ``submitted`` (``{"action", "values", "errors"}``) re-opens a refused
     form with what was typed and the service's field messages."""
     finding = _finding_or_404(request.user, pk)
-    _mark_workable([finding], _workable_agent_ids(request.user))
+    _mark_workable([finding], request.user)
     context = {
         "finding": finding,
         "row_error": error,
