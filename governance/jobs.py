@@ -79,6 +79,24 @@ def _record_audit_head(now: datetime) -> dict:
     return audit_head_record(now=now)
 
 
+def _expire_grants(now: datetime) -> dict:
+    from delegations.services import grants_expire_due
+
+    return grants_expire_due(now=now)
+
+
+def _cancel_stale_requests(now: datetime) -> dict:
+    from delegations.services import requests_cancel_stale
+
+    return requests_cancel_stale(now=now)
+
+
+def _remind_expiring_grants(now: datetime) -> dict:
+    from delegations.services import grants_remind_expiring
+
+    return grants_remind_expiring(now=now)
+
+
 JOBS: dict[str, Job] = {
     job.name: job
     for job in [
@@ -101,6 +119,37 @@ JOBS: dict[str, Job] = {
             description=(
                 "Log the audit chain's head (id, hash, event count) as one INFO line, so that log shipping keeps "
                 "an anchor outside the database for verify_audit --expect-head. Changes nothing."
+            ),
+        ),
+        Job(
+            name="expire-grants",
+            task="delegations.tasks.expire_grants",
+            schedule=Crontab(minute="*"),
+            run=_expire_grants,
+            description=(
+                "Mark delegation grants whose expiry has come as expired, one audit event each, and tell the "
+                "requester and the agent's owner. Bookkeeping: a grant stops authorising at its expiry whether "
+                "or not this has run."
+            ),
+        ),
+        Job(
+            name="cancel-stale-requests",
+            task="delegations.tasks.cancel_stale_requests",
+            schedule=Crontab(minute="15"),
+            run=_cancel_stale_requests,
+            description=(
+                "Cancel grant requests pending longer than the policy allows (default 7 days) or whose expiry "
+                "passed before approval, and tell the requester."
+            ),
+        ),
+        Job(
+            name="remind-expiring-grants",
+            task="delegations.tasks.remind_expiring_grants",
+            schedule=Crontab(minute="*/15"),
+            run=_remind_expiring_grants,
+            description=(
+                "Remind the requester and the agent's owner, once per grant, that a grant ends within the "
+                "policy's reminder window (default 24 hours)."
             ),
         ),
     ]

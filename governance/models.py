@@ -7,7 +7,7 @@ from django.conf import settings
 from django.contrib.contenttypes.fields import GenericForeignKey
 from django.contrib.contenttypes.models import ContentType
 from django.core.exceptions import ValidationError
-from django.core.validators import MinValueValidator
+from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.db.models import Q
 
@@ -123,6 +123,10 @@ class Finding(models.Model):
         return f"{self.title} — {self.subject_label}"
 
 
+#: The deepest delegation chain the policy may allow (grants in one chain, the root included).
+MAX_DELEGATION_DEPTH = 5
+
+
 class Policy(models.Model):
     """The governance policy: one row (pk=1), edited by IAM admins, every change audited."""
 
@@ -146,6 +150,47 @@ class Policy(models.Model):
         validators=[MinValueValidator(1)],
         help_text="A credential expiring within this many days raises an expiring-credential finding.",
     )
+    # Delegation grants (DESIGN.md invariants 4, 5, 6). An unassessed agent is capped and approved as a high one.
+    grant_max_hours_critical = models.PositiveIntegerField(
+        default=8, validators=[MinValueValidator(1)], help_text="Longest grant for a critical-tier agent, in hours."
+    )
+    grant_max_hours_high = models.PositiveIntegerField(
+        default=24,
+        validators=[MinValueValidator(1)],
+        help_text="Longest grant for a high-tier (or not yet assessed) agent, in hours.",
+    )
+    grant_max_hours_medium = models.PositiveIntegerField(
+        default=7 * 24, validators=[MinValueValidator(1)], help_text="Longest grant for a medium-tier agent, in hours."
+    )
+    grant_max_hours_low = models.PositiveIntegerField(
+        default=30 * 24, validators=[MinValueValidator(1)], help_text="Longest grant for a low-tier agent, in hours."
+    )
+    grant_approvals_elevated = models.PositiveIntegerField(
+        default=2,
+        validators=[MinValueValidator(2), MaxValueValidator(5)],
+        help_text="Distinct approvers for a high or critical agent, or a scope reaching payment, health or "
+        "production data (at least two: separation of duties).",
+    )
+    grant_approvals_standard = models.PositiveIntegerField(
+        default=1,
+        validators=[MinValueValidator(1), MaxValueValidator(5)],
+        help_text="Distinct approvers for any other grant.",
+    )
+    grant_request_stale_days = models.PositiveIntegerField(
+        default=7,
+        validators=[MinValueValidator(1), MaxValueValidator(90)],
+        help_text="A request still pending after this many days is cancelled.",
+    )
+    grant_max_depth = models.PositiveIntegerField(
+        default=3,
+        validators=[MinValueValidator(1), MaxValueValidator(MAX_DELEGATION_DEPTH)],
+        help_text=f"Most grants in one delegation chain, the root included (1 to {MAX_DELEGATION_DEPTH}).",
+    )
+    grant_expiry_reminder_hours = models.PositiveIntegerField(
+        default=24,
+        validators=[MinValueValidator(1), MaxValueValidator(24 * 14)],
+        help_text="Remind the requester and the agent's owner this many hours before a grant expires.",
+    )
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
@@ -159,6 +204,10 @@ class Policy(models.Model):
         """The policy row, created with defaults on first use."""
         policy, _ = cls.objects.get_or_create(pk=1)
         return policy
+
+    def grant_max_hours(self, risk_tier: str) -> int:
+        """The longest grant, in hours, for an agent of ``risk_tier`` (``unassessed`` counts as high)."""
+        return getattr(self, f"grant_max_hours_{risk_tier}", self.grant_max_hours_high)
 
 
 class IntegrationToken(models.Model):

@@ -267,7 +267,21 @@ def integration_token_revoke(*, actor: Actor, token: IntegrationToken) -> Integr
 
 # --- policy --------------------------------------------------------------------------------
 
-POLICY_FIELDS = ("unused_after_days", "never_used_grace_days", "rotation_period_days", "expiring_within_days")
+POLICY_FIELDS = (
+    "unused_after_days",
+    "never_used_grace_days",
+    "rotation_period_days",
+    "expiring_within_days",
+    "grant_max_hours_critical",
+    "grant_max_hours_high",
+    "grant_max_hours_medium",
+    "grant_max_hours_low",
+    "grant_approvals_elevated",
+    "grant_approvals_standard",
+    "grant_request_stale_days",
+    "grant_max_depth",
+    "grant_expiry_reminder_hours",
+)
 
 
 def policy_update(*, actor: Actor, **changes) -> Policy:

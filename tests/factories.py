@@ -1,11 +1,12 @@
 """factory_boy factories for Warrant's models. Datetimes are UTC and fixed unless a test sets them."""
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import factory
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
 
+from delegations.models import DelegationGrant, GrantScope
 from governance import roles
 from inventory.models import Agent, Credential, Team, Tool, WorkloadIdentity
 
@@ -123,3 +124,38 @@ class ToolFactory(factory.django.DjangoModelFactory):
     access_levels = factory.LazyFunction(lambda: ["read"])
     created_at = T0
     updated_at = T0
+
+
+class GrantFactory(factory.django.DjangoModelFactory):
+    """An active grant to an agent, one day long from T0, approved, without scopes unless given
+    (``GrantFactory(scopes=[("github", "read", "")])`` adds scope rows for the agent's tools of those names)."""
+
+    class Meta:
+        model = DelegationGrant
+        skip_postgeneration_save = True
+
+    agent = factory.SubFactory(AgentFactory)
+    purpose = "Read the issue tracker."
+    justification = "Needed for ticket triage."
+    requested_by = factory.LazyAttribute(lambda o: o.agent.owner)
+    requested_at = T0
+    starts_at = T0
+    expires_at = factory.LazyAttribute(lambda o: o.starts_at + timedelta(days=1))
+    status = DelegationGrant.Status.ACTIVE
+    decided_at = factory.LazyAttribute(
+        lambda o: o.requested_at if o.status in ("active", "expired", "revoked", "denied") else None
+    )
+    depth = factory.LazyAttribute(lambda o: o.parent.depth + 1 if o.parent else 1)
+
+    @factory.post_generation
+    def scopes(self, create, extracted, **kwargs):
+        for tool_name, access, pattern in extracted or ():
+            tool = Tool.objects.filter(agent=self.agent, name=tool_name).first()
+            GrantScope.objects.create(
+                grant=self,
+                tool=tool,
+                tool_name=tool_name,
+                access=access,
+                resource_pattern=pattern,
+                data_classes=list(tool.data_classes) if tool else [],
+            )

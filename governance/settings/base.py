@@ -35,6 +35,7 @@ INSTALLED_APPS = [
     "axes",
     "governance",
     "inventory",
+    "delegations",
 ]
 
 MIDDLEWARE = [
@@ -126,6 +127,8 @@ STORAGES = {
 MAILERS = {
     "default": {"BACKEND": env("DJANGO_EMAIL_BACKEND", default="django.core.mail.backends.console.EmailBackend")},
 }
+# The address people reach Warrant at, for links in e-mails.
+WARRANT_BASE_URL = env("WARRANT_BASE_URL", default="http://127.0.0.1:8000")
 DEFAULT_FROM_EMAIL = env("DJANGO_DEFAULT_FROM_EMAIL", default="warrant@localhost")
 
 REST_FRAMEWORK = {

@@ -1,0 +1,114 @@
+"""E-mails about delegation grants, sent after the change commits (by ``tasks.send_grant_notifications``).
+
+- ``requested``: every active IAM admin who may decide it (never the requester, the agent's
+  owner or backup owner, or the person it acts for) — a new request waits in the queue.
+- ``decided``: the requester — approved or denied, by whom and why.
+- ``expiring``: the requester and the agent's owner — the grant ends within the reminder window.
+- ``expired`` / ``cancelled``: the requester and the agent's owner — the grant ended.
+
+One message per grant, addressed to all its recipients; people without an e-mail address are skipped.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.core.mail import EmailMessage, mailers
+from django.db.models import Q
+
+from governance.roles import IAM_ADMIN
+
+from .models import DelegationGrant
+
+KINDS = ("requested", "decided", "expiring", "expired", "cancelled")
+
+
+def _emails(users: Iterable) -> list[str]:
+    seen, out = set(), []
+    for u in users:
+        if u is not None and u.is_active and u.email and u.email not in seen:
+            seen.add(u.email)
+            out.append(u.email)
+    return out
+
+
+def _approvers(grant: DelegationGrant) -> list:
+    excluded = {grant.requested_by_id, grant.agent.owner_id, grant.agent.backup_owner_id, grant.on_behalf_of_id}
+    users = get_user_model().objects.filter(Q(is_superuser=True) | Q(groups__name=IAM_ADMIN), is_active=True).distinct()
+    return [u for u in users.order_by("pk") if u.pk not in excluded]
+
+
+def _fmt(dt) -> str:
+    return dt.strftime("%Y-%m-%d %H:%M UTC")
+
+
+def _scopes(grant: DelegationGrant) -> str:
+    return ", ".join(str(s) for s in grant.scopes.all())
+
+
+def _link(grant: DelegationGrant) -> str:
+    return f"{settings.WARRANT_BASE_URL.rstrip('/')}/grants/{grant.pk}/"
+
+
+def message_for(kind: str, grant: DelegationGrant) -> EmailMessage | None:
+    """The e-mail of ``kind`` (one of ``KINDS``) about ``grant``, or None when nobody is to receive it."""
+    agent = grant.agent
+    owner_and_requester = _emails([grant.requested_by, agent.owner])
+    if kind == "requested":
+        to = _emails(_approvers(grant))
+        subject = f"[Warrant] Grant request for {agent.name} awaits approval"
+        body = (
+            f"{grant.requested_by.get_username()} asks for a grant to {agent.name} "
+            f"(risk tier {agent.risk_tier}).\n\nScopes: {_scopes(grant)}\nPurpose: {grant.purpose}\n"
+            f"Justification: {grant.justification}\nFrom {_fmt(grant.starts_at)} until {_fmt(grant.expires_at)}\n"
+            f"Approvals required: {grant.approvals_required}\n\nDecide it in the approval queue: {_link(grant)}\n"
+        )
+    elif kind == "decided":
+        to = _emails([grant.requested_by])
+        who = grant.decided_by.get_username() if grant.decided_by else "an approver"
+        verdict = "approved" if grant.status in (DelegationGrant.Status.ACTIVE, DelegationGrant.Status.EXPIRED) else grant.status
+        subject = f"[Warrant] Your grant request for {agent.name} was {verdict}"
+        body = (
+            f"Your request #{grant.pk} for {agent.name} was {verdict} by {who}.\n"
+            f"Reason: {grant.decision_reason or '(none given)'}\n"
+            + (f"It authorises from {_fmt(grant.starts_at)} until {_fmt(grant.expires_at)}.\n"
+               if grant.status == DelegationGrant.Status.ACTIVE else "")
+            + f"\n{_link(grant)}\n"
+        )  # fmt: skip
+    elif kind == "expiring":
+        to = owner_and_requester
+        subject = f"[Warrant] Grant #{grant.pk} for {agent.name} expires {_fmt(grant.expires_at)}"
+        body = (
+            f"Grant #{grant.pk} to {agent.name} ({_scopes(grant)}) ends at {_fmt(grant.expires_at)}.\n"
+            f"If the work continues, ask for a renewal; it goes through approval again.\n\n{_link(grant)}\n"
+        )
+    elif kind == "expired":
+        to = owner_and_requester
+        subject = f"[Warrant] Grant #{grant.pk} for {agent.name} has expired"
+        body = f"Grant #{grant.pk} to {agent.name} ({_scopes(grant)}) ended at {_fmt(grant.expires_at)}.\n\n{_link(grant)}\n"
+    elif kind == "cancelled":
+        to = owner_and_requester
+        subject = f"[Warrant] Grant request #{grant.pk} for {agent.name} was cancelled"
+        body = f"Request #{grant.pk} for {agent.name} was cancelled: {grant.end_reason}\n\n{_link(grant)}\n"
+    else:
+        raise ValueError(f"unknown notification {kind!r}; known: {', '.join(KINDS)}")
+    if not to:
+        return None
+    return EmailMessage(subject=subject, body=body, to=to)
+
+
+def grant_notifications_send(*, kind: str, grant_ids: Iterable[int]) -> int:
+    """Send the ``kind`` e-mail for each grant in ``grant_ids`` over one connection; returns messages sent."""
+    grants = (
+        DelegationGrant.objects.filter(pk__in=list(grant_ids))
+        .select_related("agent__owner", "agent__backup_owner", "requested_by", "decided_by")
+        .prefetch_related("scopes")
+        .order_by("pk")
+    )
+    messages = [m for m in (message_for(kind, g) for g in grants) if m is not None]
+    if not messages:
+        return 0
+    with mailers.default as connection:
+        return connection.send_messages(messages) or 0
