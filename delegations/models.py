@@ -85,10 +85,10 @@ class DelegationGrant(models.Model):
         "self", on_delete=models.PROTECT, null=True, blank=True, related_name="children",
         help_text="The grant of the agent that hands this work on (a delegation chain).",
     )  # fmt: skip
-    depth = models.PositiveSmallIntegerField(default=1, help_text="Grants in the chain up to this one, itself included.")
-    renewal_of = models.ForeignKey(
-        "self", on_delete=models.PROTECT, null=True, blank=True, related_name="renewals"
+    depth = models.PositiveSmallIntegerField(
+        default=1, help_text="Grants in the chain up to this one, itself included."
     )
+    renewal_of = models.ForeignKey("self", on_delete=models.PROTECT, null=True, blank=True, related_name="renewals")
     requested_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
     requested_via = models.CharField(max_length=200, blank=True, help_text="The integration that asked, if any.")
     requested_at = models.DateTimeField()

@@ -68,7 +68,11 @@ def message_for(kind: str, grant: DelegationGrant) -> EmailMessage | None:
     elif kind == "decided":
         to = _emails([grant.requested_by])
         who = grant.decided_by.get_username() if grant.decided_by else "an approver"
-        verdict = "approved" if grant.status in (DelegationGrant.Status.ACTIVE, DelegationGrant.Status.EXPIRED) else grant.status
+        verdict = (
+            "approved"
+            if grant.status in (DelegationGrant.Status.ACTIVE, DelegationGrant.Status.EXPIRED)
+            else grant.status
+        )
         subject = f"[Warrant] Your grant request for {agent.name} was {verdict}"
         body = (
             f"Your request #{grant.pk} for {agent.name} was {verdict} by {who}.\n"

@@ -74,8 +74,10 @@ def decision_refusal(user, grant: DelegationGrant, approvals=None) -> Exception 
 
 def can_cancel_grant(user, grant: DelegationGrant) -> bool:
     """The requester, the agent's owner or backup owner, and IAM admins may cancel a pending request."""
-    return is_iam_admin(user) or is_owner_of(user, grant.agent) or (
-        getattr(user, "is_active", False) and user.pk == grant.requested_by_id
+    return (
+        is_iam_admin(user)
+        or is_owner_of(user, grant.agent)
+        or (getattr(user, "is_active", False) and user.pk == grant.requested_by_id)
     )
 
 

@@ -17,7 +17,6 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from functools import partial
 
 from django.db import connection, transaction
 from django.db.models import Q
@@ -106,7 +105,9 @@ def grant_cap(agent: Agent, policy: Policy | None = None) -> timedelta:
     return timedelta(hours=policy.grant_max_hours(agent.risk_tier))
 
 
-def approvals_required_for(agent: Agent, scope_data_classes: Iterable[Iterable[str]], policy: Policy | None = None) -> int:
+def approvals_required_for(
+    agent: Agent, scope_data_classes: Iterable[Iterable[str]], policy: Policy | None = None
+) -> int:
     """Distinct approvers a grant needs (invariant 4): the policy's elevated number (at least 2)
     for an agent of tier high, critical or not yet assessed, or when a scope's tool reaches
     payment, health or production data; otherwise the standard number."""
@@ -159,9 +160,7 @@ def _check_scopes(agent: Agent, scopes: Sequence[ScopeRequest]) -> list[GrantSco
             errors.append(f"{label}: unknown access level {s.access!r}; use read, write or execute.")
             continue
         if tool.access_levels and s.access not in tool.access_levels:
-            errors.append(
-                f"{label}: {tool.name} offers only {', '.join(tool.access_levels)} access, not {s.access}."
-            )
+            errors.append(f"{label}: {tool.name} offers only {', '.join(tool.access_levels)} access, not {s.access}.")
             continue
         try:
             validate_resource_pattern(s.resource)
@@ -193,8 +192,10 @@ def _check_attenuation(parent: DelegationGrant, agent: Agent, scopes: list[Grant
     policy = Policy.current()
     if parent.depth + 1 > policy.grant_max_depth:
         raise ValidationError(
-            {"parent": f"A delegation chain may hold at most {policy.grant_max_depth} grants; this would be "
-                       f"grant {parent.depth + 1}."}  # fmt: skip
+            {
+                "parent": f"A delegation chain may hold at most {policy.grant_max_depth} grants; this would be "
+                f"grant {parent.depth + 1}."
+            }  # fmt: skip
         )
     chain_agents, node = [], parent
     while node is not None:
@@ -207,14 +208,20 @@ def _check_attenuation(parent: DelegationGrant, agent: Agent, scopes: list[Grant
         str(s)
         for s in scopes
         if not any(
-            p.tool_name == s.tool_name and p.access == s.access and pattern_covers(p.resource_pattern, s.resource_pattern)
+            p.tool_name == s.tool_name
+            and p.access == s.access
+            and pattern_covers(p.resource_pattern, s.resource_pattern)
             for p in parent_scopes
         )
     ]
     if wider:
         raise ValidationError(
-            {"scopes": [f"{w} is not within the parent grant's scopes ({', '.join(map(str, parent_scopes))})."
-                        for w in wider]}  # fmt: skip
+            {
+                "scopes": [
+                    f"{w} is not within the parent grant's scopes ({', '.join(map(str, parent_scopes))})."
+                    for w in wider
+                ]
+            }  # fmt: skip
         )
     if expires_at > parent.expires_at:
         raise ValidationError(
@@ -287,9 +294,11 @@ def grant_request(
         if expires_at - starts_at > cap:
             tier = agent.get_risk_tier_display().lower()
             raise ValidationError(
-                {"expires_at": f"{_fmt_duration(expires_at - starts_at)} is longer than the {_fmt_duration(cap)} "
-                               f"allowed for a {tier}-tier agent; ask for {_fmt_duration(cap)} or less "
-                               "(requests over the cap are refused, not trimmed)."}  # fmt: skip
+                {
+                    "expires_at": f"{_fmt_duration(expires_at - starts_at)} is longer than the {_fmt_duration(cap)} "
+                    f"allowed for a {tier}-tier agent; ask for {_fmt_duration(cap)} or less "
+                    "(requests over the cap are refused, not trimmed)."
+                }  # fmt: skip
             )
         rows = _check_scopes(agent, scopes)
         depth = 1
@@ -372,15 +381,20 @@ def grant_approve(
         _require_may_decide(actor, grant)
         if grant.agent.state != Agent.State.ACTIVE:
             raise Conflict(f"{grant.agent} is {grant.agent.state}; its grants cannot be approved.")
-        if grant.parent_id is not None and not DelegationGrant.objects.active_at(now).filter(pk=grant.parent_id).exists():
+        if (
+            grant.parent_id is not None
+            and not DelegationGrant.objects.active_at(now).filter(pk=grant.parent_id).exists()
+        ):
             raise Conflict("The parent grant no longer authorises anything; this request cannot be approved.")
         before = {"status": grant.status, "expires_at": grant.expires_at}
         if expires_at is not None:
             expires_at = _aware(expires_at, "expires_at")
             if expires_at > grant.expires_at:
                 raise ValidationError(
-                    {"expires_at": "An approver may shorten a grant, never lengthen it "
-                                   f"(requested until {grant.expires_at.isoformat()})."}  # fmt: skip
+                    {
+                        "expires_at": "An approver may shorten a grant, never lengthen it "
+                        f"(requested until {grant.expires_at.isoformat()})."
+                    }  # fmt: skip
                 )
             if expires_at <= max(now, grant.starts_at):
                 raise ValidationError({"expires_at": "The shortened expiry must come after now and after the start."})
@@ -434,14 +448,18 @@ def grant_deny(*, actor: Actor, grant: DelegationGrant, reason: str) -> Delegati
         grant = _lock(grant)
         _require_may_decide(actor, grant)
         user = _user(actor)
-        Approval.objects.create(grant=grant, approver=user, decision=Approval.Decision.DENY, comment=reason, decided_at=now)
+        Approval.objects.create(
+            grant=grant, approver=user, decision=Approval.Decision.DENY, comment=reason, decided_at=now
+        )
         before = {"status": grant.status}
         grant.status = DelegationGrant.Status.DENIED
         grant.decided_at = now
         grant.decided_by = user
         grant.decision_reason = reason
         grant.save(update_fields=["status", "decided_at", "decided_by", "decision_reason"])
-        audit_record(actor=actor, verb="grant.deny", obj=grant, before=before, after=_grant_after(grant, reason=reason), at=now)
+        audit_record(
+            actor=actor, verb="grant.deny", obj=grant, before=before, after=_grant_after(grant, reason=reason), at=now
+        )
         _notify("decided", [grant.pk])
     return grant
 

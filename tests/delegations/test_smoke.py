@@ -6,9 +6,23 @@ from delegations.services import ScopeRequest
 from tests.factories import T0
 
 
-def test_request_approve_expire(frozen_now, high_agent, owner_actor, approver_actor, second_approver_actor, mailoutbox, django_capture_on_commit_callbacks):
-    g = services.grant_request(actor=owner_actor, agent=high_agent, scopes=[ScopeRequest("github", "read")],
-                               purpose="p", justification="j", expires_at=T0 + timedelta(hours=24))
+def test_request_approve_expire(
+    frozen_now,
+    high_agent,
+    owner_actor,
+    approver_actor,
+    second_approver_actor,
+    mailoutbox,
+    django_capture_on_commit_callbacks,
+):
+    g = services.grant_request(
+        actor=owner_actor,
+        agent=high_agent,
+        scopes=[ScopeRequest("github", "read")],
+        purpose="p",
+        justification="j",
+        expires_at=T0 + timedelta(hours=24),
+    )
     assert g.approvals_required == 2
     services.grant_approve(actor=approver_actor, grant=g)
     g = services.grant_approve(actor=second_approver_actor, grant=g)
