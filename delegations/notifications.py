@@ -91,7 +91,10 @@ def message_for(kind: str, grant: DelegationGrant) -> EmailMessage | None:
     elif kind == "expired":
         to = owner_and_requester
         subject = f"[Warrant] Grant #{grant.pk} for {agent.name} has expired"
-        body = f"Grant #{grant.pk} to {agent.name} ({_scopes(grant)}) ended at {_fmt(grant.expires_at)}.\n\n{_link(grant)}\n"
+        body = (
+            f"Grant #{grant.pk} to {agent.name} ({_scopes(grant)}) ended at {_fmt(grant.expires_at)}.\n\n"
+            f"{_link(grant)}\n"
+        )
     elif kind == "cancelled":
         to = owner_and_requester
         subject = f"[Warrant] Grant request #{grant.pk} for {agent.name} was cancelled"
