@@ -60,18 +60,42 @@ def report(users: int) -> bytes:
         created = GENERATED - timedelta(days=30 + i % 900)
         used = iso(GENERATED - timedelta(days=i % 200)) if i % 4 else "N/A"
         password = i % 3 == 0
-        lines.append(",".join([
-            f"svc-bench-{i}", f"arn:aws:iam::123456789012:user/bench/svc-bench-{i}", iso(created),
-            "true" if password else "false", "no_information" if password else "N/A",
-            iso(created) if password else "N/A", "N/A", "false",
-            "true", iso(created), used, "eu-west-1" if used != "N/A" else "N/A", "s3" if used != "N/A" else "N/A",
-            "true", iso(created + timedelta(days=1)), "N/A", "N/A", "N/A",
-            "false", "N/A", "false", "N/A",
-        ]))
+        lines.append(
+            ",".join(
+                [
+                    f"svc-bench-{i}",
+                    f"arn:aws:iam::123456789012:user/bench/svc-bench-{i}",
+                    iso(created),
+                    "true" if password else "false",
+                    "no_information" if password else "N/A",
+                    iso(created) if password else "N/A",
+                    "N/A",
+                    "false",
+                    "true",
+                    iso(created),
+                    used,
+                    "eu-west-1" if used != "N/A" else "N/A",
+                    "s3" if used != "N/A" else "N/A",
+                    "true",
+                    iso(created + timedelta(days=1)),
+                    "N/A",
+                    "N/A",
+                    "N/A",
+                    "false",
+                    "N/A",
+                    "false",
+                    "N/A",
+                ]
+            )
+        )
     content = ("\n".join(lines) + "\n").encode()
-    return json.dumps({
-        "Content": base64.b64encode(content).decode(), "ReportFormat": "text/csv", "GeneratedTime": iso(GENERATED),
-    }).encode()
+    return json.dumps(
+        {
+            "Content": base64.b64encode(content).decode(),
+            "ReportFormat": "text/csv",
+            "GeneratedTime": iso(GENERATED),
+        }
+    ).encode()
 
 
 def timed(label: str, fn):
@@ -104,8 +128,10 @@ def main() -> None:
     again = timed("re-import of the same file", do_import)
     print("   ", {k: v for k, v in again.summary.items() if v})
     timed("stale-credential job on the result", lambda: credentials_flag_stale_due(now=GENERATED))
-    print(f"agents {Agent.objects.count()}, credentials {Credential.objects.count()}, "
-          f"findings {Finding.objects.count()}, audit events {AuditEvent.objects.count()}")
+    print(
+        f"agents {Agent.objects.count()}, credentials {Credential.objects.count()}, "
+        f"findings {Finding.objects.count()}, audit events {AuditEvent.objects.count()}"
+    )
 
 
 if __name__ == "__main__":

@@ -45,8 +45,14 @@ def load(agents: int, per_agent: int) -> None:
     Agent.objects.bulk_create(
         [
             Agent(
-                slug=f"bench-{i}", name=f"Bench agent {i}", kind=Agent.Kind.SERVICE_ACCOUNT, owner=owner,
-                state=Agent.State.ACTIVE, state_changed_at=NOW, created_at=NOW, updated_at=NOW,
+                slug=f"bench-{i}",
+                name=f"Bench agent {i}",
+                kind=Agent.Kind.SERVICE_ACCOUNT,
+                owner=owner,
+                state=Agent.State.ACTIVE,
+                state_changed_at=NOW,
+                created_at=NOW,
+                updated_at=NOW,
             )
             for i in range(agents)
         ],
@@ -62,9 +68,15 @@ def load(agents: int, per_agent: int) -> None:
             created = NOW - timedelta(days=400 if stale else 30)
             batch.append(
                 Credential(
-                    agent_id=agent_id, kind=Credential.Kind.ACCESS_KEY, provider="bench", external_id=f"k{n}",
-                    created_at=created, last_rotated_at=created,
-                    last_used_at=NOW - timedelta(days=200 if stale else 1), observed_at=NOW, recorded_at=NOW,
+                    agent_id=agent_id,
+                    kind=Credential.Kind.ACCESS_KEY,
+                    provider="bench",
+                    external_id=f"k{n}",
+                    created_at=created,
+                    last_rotated_at=created,
+                    last_used_at=NOW - timedelta(days=200 if stale else 1),
+                    observed_at=NOW,
+                    recorded_at=NOW,
                 )
             )
             if len(batch) >= 10000:
@@ -97,8 +109,10 @@ def main() -> None:
     started = time.perf_counter()
     load(args.agents, args.credentials_per_agent)
     total = Credential.objects.count()
-    print(f"{connection.vendor}: loaded {total} credentials on {args.agents} agents in "
-          f"{time.perf_counter() - started:.1f} s")
+    print(
+        f"{connection.vendor}: loaded {total} credentials on {args.agents} agents in "
+        f"{time.perf_counter() - started:.1f} s"
+    )
     timed("first run (opens findings)", lambda: credentials_flag_stale_due(now=NOW))
     timed("second run, same instant", lambda: credentials_flag_stale_due(now=NOW))
     Credential.objects.update(last_rotated_at=NOW - timedelta(days=1), last_used_at=NOW - timedelta(days=1))

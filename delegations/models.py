@@ -18,7 +18,7 @@ from datetime import datetime
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import models
-from django.db.models import F, Q
+from django.db.models import Case, Exists, F, OuterRef, Q, Value, When
 
 from governance.models import MAX_DELEGATION_DEPTH
 from inventory.models import AccessLevel, Agent, Tool, validate_display_text
@@ -45,7 +45,49 @@ class GrantQuerySet(models.QuerySet):
         return self.filter(status=DelegationGrant.Status.ACTIVE, expires_at__lte=t)
 
     def pending(self) -> GrantQuerySet:
+        """Requests waiting for approval."""
         return self.filter(status=DelegationGrant.Status.PENDING)
+
+    def with_state_at(self, t: datetime) -> GrantQuerySet:
+        """Annotate ``state``: what the grant is at instant ``t``, from ``active_at`` and the stored status.
+
+        ``active`` (authorises at ``t``), ``scheduled`` (approved, starts later), ``expired``
+        (its end has come, whether or not the expiry job has run), ``blocked`` (approved and in
+        its window, but its agent or a grant up its chain is not active), or the stored status
+        (``pending``, ``denied``, ``cancelled``, ``revoked``). Pages, exports and the API show this.
+        """
+        authorising = self.model.objects.active_at(t).filter(pk=OuterRef("pk"))
+        active = DelegationGrant.Status.ACTIVE
+        return self.annotate(
+            state=Case(
+                When(Exists(authorising), then=Value("active")),
+                When(status=active, starts_at__gt=t, then=Value("scheduled")),
+                When(status=active, expires_at__lte=t, then=Value("expired")),
+                When(status=active, then=Value("blocked")),
+                default=F("status"),
+                output_field=models.CharField(),
+            )
+        )
+
+    def in_state_at(self, states, t: datetime) -> GrantQuerySet:
+        """Grants whose ``with_state_at(t)`` state is one of ``states`` (an iterable of state names)."""
+        states = set(states)
+        q = Q(pk__in=[])
+        if "active" in states:
+            q |= Q(pk__in=self.model.objects.active_at(t).values("pk"))
+        stored = states & {"pending", "denied", "cancelled", "revoked", "expired"}
+        if stored:
+            q |= Q(status__in=stored)
+        active = DelegationGrant.Status.ACTIVE
+        if "expired" in states:
+            q |= Q(status=active, expires_at__lte=t)
+        if "scheduled" in states:
+            q |= Q(status=active, starts_at__gt=t)
+        if "blocked" in states:
+            q |= Q(status=active, starts_at__lte=t, expires_at__gt=t) & ~Q(
+                pk__in=self.model.objects.active_at(t).values("pk")
+            )
+        return self.filter(q)
 
 
 def _authorises_q(prefix: str, t: datetime) -> Q:
@@ -71,6 +113,18 @@ class DelegationGrant(models.Model):
         REVOKED = "revoked", "Revoked"
 
     ENDED = (Status.DENIED, Status.CANCELLED, Status.EXPIRED, Status.REVOKED)
+    #: What a grant can be at an instant (``GrantQuerySet.with_state_at``): the stored statuses plus
+    #: ``scheduled`` (approved, not started) and ``blocked`` (its agent or chain is not active).
+    STATES = (
+        ("pending", "Pending approval"),
+        ("scheduled", "Approved, not started"),
+        ("active", "Active"),
+        ("blocked", "Blocked (agent or chain not active)"),
+        ("expired", "Expired"),
+        ("revoked", "Revoked"),
+        ("denied", "Denied"),
+        ("cancelled", "Cancelled"),
+    )
 
     agent = models.ForeignKey(Agent, on_delete=models.PROTECT, related_name="grants")
     purpose = models.CharField(max_length=300)

@@ -25,7 +25,14 @@ from governance.services import integration_token_issue, token_scopes_for
 from tests.factories import T0
 
 ROLES = (
-    "anonymous", "owner", "other_owner", "admin", "auditor", "token", "token_without_scope", "admin_token",
+    "anonymous",
+    "owner",
+    "other_owner",
+    "admin",
+    "auditor",
+    "token",
+    "token_without_scope",
+    "admin_token",
     "auditor_token",
 )
 ALL_SCOPES = tuple(IntegrationToken.Scope.values)
@@ -33,15 +40,29 @@ READ = IntegrationToken.Scope.INVENTORY_READ
 WRITE = IntegrationToken.Scope.INVENTORY_WRITE
 
 
-def expect(*, owner: int, other_owner: int, admin: int, auditor: int, anonymous: int = 401,
-           token: int | None = None, token_without_scope: int = 403, admin_token: int | None = None,
-           auditor_token: int | None = None) -> dict[str, int]:
+def expect(
+    *,
+    owner: int,
+    other_owner: int,
+    admin: int,
+    auditor: int,
+    anonymous: int = 401,
+    token: int | None = None,
+    token_without_scope: int = 403,
+    admin_token: int | None = None,
+    auditor_token: int | None = None,
+) -> dict[str, int]:
     """Expected status per caller. A token acts for its user: ``token`` is the owner's token
     (defaults to the owner's status), ``admin_token`` an IAM admin's (defaults to the admin's),
     ``auditor_token`` an auditor's (defaults to the auditor's: reads as they do, never writes)."""
     return {
-        "anonymous": anonymous, "owner": owner, "other_owner": other_owner, "admin": admin, "auditor": auditor,
-        "token": owner if token is None else token, "token_without_scope": token_without_scope,
+        "anonymous": anonymous,
+        "owner": owner,
+        "other_owner": other_owner,
+        "admin": admin,
+        "auditor": auditor,
+        "token": owner if token is None else token,
+        "token_without_scope": token_without_scope,
         "admin_token": admin if admin_token is None else admin_token,
         "auditor_token": auditor if auditor_token is None else auditor_token,
     }
@@ -89,7 +110,10 @@ def matrix_ids(cases: list[Case]) -> list[str]:
 def issue_token(user, scopes, *, days: int = 30) -> tuple[IntegrationToken, str]:
     """An integration token for ``user`` with ``scopes``, expiring ``days`` after T0."""
     return integration_token_issue(
-        actor=Actor.system("test"), user=user, name=f"{user.username} integration", scopes=list(scopes),
+        actor=Actor.system("test"),
+        user=user,
+        name=f"{user.username} integration",
+        scopes=list(scopes),
         expires_at=T0 + timedelta(days=days),
     )
 

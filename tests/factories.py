@@ -142,6 +142,7 @@ class GrantFactory(factory.django.DjangoModelFactory):
     starts_at = T0
     expires_at = factory.LazyAttribute(lambda o: o.starts_at + timedelta(days=1))
     status = DelegationGrant.Status.ACTIVE
+    parent = None
     decided_at = factory.LazyAttribute(
         lambda o: o.requested_at if o.status in ("active", "expired", "revoked", "denied") else None
     )

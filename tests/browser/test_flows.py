@@ -60,14 +60,21 @@ def test_iam_admin_imports_the_credential_report_and_sees_its_findings(page, sig
     rows = page.locator("#results tbody tr[id^='finding-']")
     expect(rows).to_have_count(15)
     expected = {
-        "unowned_agent": 6, "unused_credential": 2, "unrotated_credential": 6, "console_password_on_nhi": 1,
+        "unowned_agent": 6,
+        "unused_credential": 2,
+        "unrotated_credential": 6,
+        "console_password_on_nhi": 1,
     }
     kinds = {}
     for kind in Finding.objects.filter(status="open").values_list("kind", flat=True):
         kinds[kind] = kinds.get(kind, 0) + 1
     assert kinds == expected
-    for title in ("Agent has no owner", "Credential unused", "Credential not rotated within its period",
-                  "Console password on a non-human identity"):
+    for title in (
+        "Agent has no owner",
+        "Credential unused",
+        "Credential not rotated within its period",
+        "Console password on a non-human identity",
+    ):
         expect(rows.filter(has_text=title).first).to_be_visible()
     expect(rows.filter(has_text="Agent has no owner")).to_have_count(6)
     expect(rows.filter(has_text="Credential not rotated within its period")).to_have_count(6)

@@ -34,3 +34,15 @@ def test_request_approve_expire(
         assert services.grants_expire_due(now=T0 + timedelta(hours=25)) == {"expired": 1}
     assert services.grants_expire_due(now=T0 + timedelta(hours=25)) == {"expired": 0}
     print([m.subject for m in mailoutbox])
+
+
+def test_states(frozen_now, low_agent):
+    from tests.factories import GrantFactory
+
+    g = GrantFactory(agent=low_agent)
+    p = GrantFactory(agent=low_agent, status="pending")
+    s = GrantFactory(agent=low_agent, starts_at=T0 + timedelta(hours=1))
+    qs = DelegationGrant.objects.with_state_at(T0)
+    assert {x.pk: x.state for x in qs} == {g.pk: "active", p.pk: "pending", s.pk: "scheduled"}
+    assert {x.state for x in DelegationGrant.objects.with_state_at(T0 + timedelta(days=3))} == {"expired", "pending"}
+    assert list(DelegationGrant.objects.in_state_at(["active"], T0)) == [g]

@@ -31,12 +31,25 @@ def _make_batch(actor: Actor, n: int) -> None:
         agent = AgentFactory(backup_owner=UserFactory())
         WorkloadIdentityFactory(agent=agent)
         ToolFactory(agent=agent)
-        CredentialFactory(agent=agent, created_at=datetime(2024, 1, 1, tzinfo=UTC), last_rotated_at=None,
-                          last_used_at=None)
-        integration_token_issue(actor=actor, user=agent.owner, name=f"siem {agent.pk}",
-                                scopes=["inventory:read"], expires_at=timezone.now() + timedelta(days=30))
-        ImportRun.objects.create(source="mcp-config", filename=f"mcp-{i}.json", sha256=f"{i:064x}",
-                                 created_at=timezone.now(), actor_label="test", agent=agent, summary={})
+        CredentialFactory(
+            agent=agent, created_at=datetime(2024, 1, 1, tzinfo=UTC), last_rotated_at=None, last_used_at=None
+        )
+        integration_token_issue(
+            actor=actor,
+            user=agent.owner,
+            name=f"siem {agent.pk}",
+            scopes=["inventory:read"],
+            expires_at=timezone.now() + timedelta(days=30),
+        )
+        ImportRun.objects.create(
+            source="mcp-config",
+            filename=f"mcp-{i}.json",
+            sha256=f"{i:064x}",
+            created_at=timezone.now(),
+            actor_label="test",
+            agent=agent,
+            summary={},
+        )
         inventory_services.agent_suspend(actor=actor, agent=agent, reason="batch")
     inventory_services.credentials_flag_stale_due(now=timezone.now(), actor=actor)
 
@@ -95,8 +108,7 @@ def test_audit_events_are_read_only(admin_client, superuser):
 def test_policy_edit_goes_through_policy_update(admin_client):
     policy = Policy.current()
     assert admin_client.get(reverse("admin:governance_policy_changelist")).status_code == 302
-    data = {"unused_after_days": 60, "never_used_grace_days": 7, "rotation_period_days": 90,
-            "expiring_within_days": 14}
+    data = {"unused_after_days": 60, "never_used_grace_days": 7, "rotation_period_days": 90, "expiring_within_days": 14}
     response = admin_client.post(reverse("admin:governance_policy_change", args=[policy.pk]), data)
     assert response.status_code == 302
     assert Policy.current().unused_after_days == 60
@@ -108,8 +120,7 @@ def test_policy_edit_goes_through_policy_update(admin_client):
 @pytest.mark.django_db
 def test_policy_edit_with_bad_value_changes_nothing(admin_client):
     policy = Policy.current()
-    data = {"unused_after_days": 0, "never_used_grace_days": 7, "rotation_period_days": 90,
-            "expiring_within_days": 14}
+    data = {"unused_after_days": 0, "never_used_grace_days": 7, "rotation_period_days": 90, "expiring_within_days": 14}
     response = admin_client.post(reverse("admin:governance_policy_change", args=[policy.pk]), data)
     assert response.status_code == 200  # the form comes back with its error
     assert Policy.current().unused_after_days == 90
@@ -120,10 +131,17 @@ def test_policy_edit_with_bad_value_changes_nothing(admin_client):
 def test_issuing_a_token_shows_it_once_and_stores_its_digest(admin_client, superuser):
     person = AuditorFactory(username="siem.reader")
     expires = timezone.now() + timedelta(days=30)
-    response = admin_client.post(reverse("admin:governance_integrationtoken_add"), {
-        "name": "SIEM export", "user": person.pk, "scopes": ["inventory:read", "audit:read"],
-        "expires_at_0": expires.strftime("%Y-%m-%d"), "expires_at_1": expires.strftime("%H:%M:%S"),
-    }, follow=True)
+    response = admin_client.post(
+        reverse("admin:governance_integrationtoken_add"),
+        {
+            "name": "SIEM export",
+            "user": person.pk,
+            "scopes": ["inventory:read", "audit:read"],
+            "expires_at_0": expires.strftime("%Y-%m-%d"),
+            "expires_at_1": expires.strftime("%H:%M:%S"),
+        },
+        follow=True,
+    )
     assert response.status_code == 200
     token = IntegrationToken.objects.get()
     shown = [m for m in messages_of(response) if "shown only once" in m]
@@ -142,10 +160,17 @@ def test_issuing_a_token_shows_it_once_and_stores_its_digest(admin_client, super
 def test_token_issue_refused_by_the_service_writes_nothing(admin_client):
     person = UserFactory(username="gone", is_active=False)
     expires = timezone.now() + timedelta(days=30)
-    response = admin_client.post(reverse("admin:governance_integrationtoken_add"), {
-        "name": "SIEM export", "user": person.pk, "scopes": ["inventory:read"],
-        "expires_at_0": expires.strftime("%Y-%m-%d"), "expires_at_1": expires.strftime("%H:%M:%S"),
-    }, follow=True)
+    response = admin_client.post(
+        reverse("admin:governance_integrationtoken_add"),
+        {
+            "name": "SIEM export",
+            "user": person.pk,
+            "scopes": ["inventory:read"],
+            "expires_at_0": expires.strftime("%Y-%m-%d"),
+            "expires_at_1": expires.strftime("%H:%M:%S"),
+        },
+        follow=True,
+    )
     assert any("active" in m for m in messages_of(response))
     assert not IntegrationToken.objects.exists()
     assert not AuditEvent.objects.exists()
@@ -153,10 +178,17 @@ def test_token_issue_refused_by_the_service_writes_nothing(admin_client):
 
 @pytest.mark.django_db
 def test_revoke_action_revokes_through_the_service(admin_client, superuser):
-    token, _ = integration_token_issue(actor=Actor.person(superuser), user=superuser, name="ci",
-                                       scopes=["inventory:read"], expires_at=timezone.now() + timedelta(days=1))
-    response = admin_client.post(reverse("admin:governance_integrationtoken_changelist"),
-                                 {"action": "revoke", "_selected_action": [token.pk], "index": 0})
+    token, _ = integration_token_issue(
+        actor=Actor.person(superuser),
+        user=superuser,
+        name="ci",
+        scopes=["inventory:read"],
+        expires_at=timezone.now() + timedelta(days=1),
+    )
+    response = admin_client.post(
+        reverse("admin:governance_integrationtoken_changelist"),
+        {"action": "revoke", "_selected_action": [token.pk], "index": 0},
+    )
     assert response.status_code == 302
     token.refresh_from_db()
     assert token.revoked_at is not None
@@ -173,21 +205,31 @@ def open_finding(superuser):
 @pytest.mark.django_db
 def test_finding_actions_go_through_the_services(admin_client, open_finding):
     url = reverse("admin:governance_finding_changelist")
-    admin_client.post(url, {"action": "acknowledge", "_selected_action": [open_finding.pk], "index": 0,
-                            "reason": "Looking into it"})
+    admin_client.post(
+        url, {"action": "acknowledge", "_selected_action": [open_finding.pk], "index": 0, "reason": "Looking into it"}
+    )
     open_finding.refresh_from_db()
     assert open_finding.status == Finding.Status.ACKNOWLEDGED
     assert AuditEvent.objects.filter(verb="finding.acknowledge", object_id=str(open_finding.pk)).exists()
 
     # Resolving needs a note: refused with a message, nothing changes.
-    response = admin_client.post(url, {"action": "resolve", "_selected_action": [open_finding.pk], "index": 0,
-                                       "reason": ""}, follow=True)
+    response = admin_client.post(
+        url, {"action": "resolve", "_selected_action": [open_finding.pk], "index": 0, "reason": ""}, follow=True
+    )
     assert any("Say what was done" in m for m in messages_of(response))
     open_finding.refresh_from_db()
     assert open_finding.status == Finding.Status.ACKNOWLEDGED
 
-    admin_client.post(url, {"action": "accept_risk", "_selected_action": [open_finding.pk], "index": 0,
-                            "reason": "Vendor rotates it next quarter", "days": 30})
+    admin_client.post(
+        url,
+        {
+            "action": "accept_risk",
+            "_selected_action": [open_finding.pk],
+            "index": 0,
+            "reason": "Vendor rotates it next quarter",
+            "days": 30,
+        },
+    )
     open_finding.refresh_from_db()
     assert open_finding.status == Finding.Status.RISK_ACCEPTED
     assert open_finding.risk_accepted_until > timezone.now() + timedelta(days=29)
@@ -198,8 +240,9 @@ def test_finding_actions_go_through_the_services(admin_client, open_finding):
 def test_findings_cannot_be_added_edited_or_deleted(admin_client, open_finding):
     assert admin_client.get(reverse("admin:governance_finding_add")).status_code == 403
     assert admin_client.get(reverse("admin:governance_finding_delete", args=[open_finding.pk])).status_code == 403
-    response = admin_client.post(reverse("admin:governance_finding_change", args=[open_finding.pk]),
-                                 {"status": "resolved"})
+    response = admin_client.post(
+        reverse("admin:governance_finding_change", args=[open_finding.pk]), {"status": "resolved"}
+    )
     assert response.status_code == 403
     listing = admin_client.get(reverse("admin:governance_finding_changelist") + "?status__exact=open&severity=medium")
     assert listing.status_code == 200 and open_finding.title.encode() in listing.content

@@ -45,8 +45,9 @@ AUDIT_READ = IntegrationToken.Scope.AUDIT_READ
 
 def raise_finding(kind: str, subject, agent, detail: str = "") -> Finding:
     with transaction.atomic():
-        finding, _ = finding_raise(actor=Actor.system("test job"), kind=kind, now=T0,
-                                   condition=Condition(subject, agent.pk, detail=detail))
+        finding, _ = finding_raise(
+            actor=Actor.system("test job"), kind=kind, now=T0, condition=Condition(subject, agent.pk, detail=detail)
+        )
     return finding
 
 
@@ -72,20 +73,52 @@ def world(frozen_now, owner, other_owner, admin_user, auditor, admin_actor):
 CASES = [
     Case("findings-list", "get", lambda w: FINDINGS, READ_ALL),
     Case("findings-retrieve", "get", lambda w: f"{FINDINGS}{w['finding'].pk}/", READ_OWN),
-    Case("findings-acknowledge", "post", lambda w: f"{FINDINGS}{w['finding'].pk}/acknowledge/", CHANGE_OWN,
-         body=lambda w: {"note": "Looking into it."}, verb="finding.acknowledge", scope=WRITE),
-    Case("findings-resolve", "post", lambda w: f"{FINDINGS}{w['finding'].pk}/resolve/", CHANGE_OWN,
-         body=lambda w: {"note": "Rotated the key."}, verb="finding.resolve", scope=WRITE),
-    Case("findings-accept-risk", "post", lambda w: f"{FINDINGS}{w['finding'].pk}/accept-risk/", ADMIN_ONLY_ON_OWN,
-         body=lambda w: {"until": "2026-12-15T00:00:00Z", "note": "Vendor fix due."}, verb="finding.accept_risk",
-         scope=WRITE),
+    Case(
+        "findings-acknowledge",
+        "post",
+        lambda w: f"{FINDINGS}{w['finding'].pk}/acknowledge/",
+        CHANGE_OWN,
+        body=lambda w: {"note": "Looking into it."},
+        verb="finding.acknowledge",
+        scope=WRITE,
+    ),
+    Case(
+        "findings-resolve",
+        "post",
+        lambda w: f"{FINDINGS}{w['finding'].pk}/resolve/",
+        CHANGE_OWN,
+        body=lambda w: {"note": "Rotated the key."},
+        verb="finding.resolve",
+        scope=WRITE,
+    ),
+    Case(
+        "findings-accept-risk",
+        "post",
+        lambda w: f"{FINDINGS}{w['finding'].pk}/accept-risk/",
+        ADMIN_ONLY_ON_OWN,
+        body=lambda w: {"until": "2026-12-15T00:00:00Z", "note": "Vendor fix due."},
+        verb="finding.accept_risk",
+        scope=WRITE,
+    ),
     Case("audit-events-list", "get", lambda w: AUDIT, READ_ALL, scope=AUDIT_READ),
-    Case("audit-events-retrieve-own-agent", "get", lambda w: f"{AUDIT}{w['own_event'].pk}/", READ_OWN,
-         scope=AUDIT_READ),
-    Case("audit-events-retrieve-other-agent", "get", lambda w: f"{AUDIT}{w['others_event'].pk}/",
-         expect(owner=404, other_owner=200, admin=200, auditor=200), scope=AUDIT_READ),
-    Case("audit-events-are-read-only", "post", lambda w: AUDIT,
-         expect(owner=405, other_owner=405, admin=405, auditor=403), body=lambda w: {"verb": "x"}, scope=WRITE),
+    Case(
+        "audit-events-retrieve-own-agent", "get", lambda w: f"{AUDIT}{w['own_event'].pk}/", READ_OWN, scope=AUDIT_READ
+    ),
+    Case(
+        "audit-events-retrieve-other-agent",
+        "get",
+        lambda w: f"{AUDIT}{w['others_event'].pk}/",
+        expect(owner=404, other_owner=200, admin=200, auditor=200),
+        scope=AUDIT_READ,
+    ),
+    Case(
+        "audit-events-are-read-only",
+        "post",
+        lambda w: AUDIT,
+        expect(owner=405, other_owner=405, admin=405, auditor=403),
+        body=lambda w: {"verb": "x"},
+        scope=WRITE,
+    ),
 ]
 
 
@@ -136,10 +169,18 @@ def test_findings_filters(world):
 
 
 @pytest.mark.django_db
-@pytest.mark.parametrize("query", [
-    "colour=blue", "kind=sunburn", "severity=extreme", "status=forgotten", "framework=NHI11",
-    "ordering=colour", "agent=no-such-agent",
-])
+@pytest.mark.parametrize(
+    "query",
+    [
+        "colour=blue",
+        "kind=sunburn",
+        "severity=extreme",
+        "status=forgotten",
+        "framework=NHI11",
+        "ordering=colour",
+        "agent=no-such-agent",
+    ],
+)
 def test_findings_unknown_filter_or_value_is_400(query, world):
     assert session_client(world["people"]["admin"]).get(f"{FINDINGS}?{query}").status_code == 400
 
@@ -147,8 +188,11 @@ def test_findings_unknown_filter_or_value_is_400(query, world):
 @pytest.mark.django_db
 def test_accept_risk_needs_a_utc_offset(world):
     client = session_client(world["people"]["admin"])
-    response = client.post(f"{FINDINGS}{world['finding'].pk}/accept-risk/",
-                           {"until": "2026-11-30T10:00:00", "note": "Vendor fix due."}, format="json")
+    response = client.post(
+        f"{FINDINGS}{world['finding'].pk}/accept-risk/",
+        {"until": "2026-11-30T10:00:00", "note": "Vendor fix due."},
+        format="json",
+    )
     assert response.status_code == 400
     assert "Include a UTC offset" in str(response.data["until"][0])
     assert Finding.objects.get(pk=world["finding"].pk).status == "open"
@@ -157,24 +201,31 @@ def test_accept_risk_needs_a_utc_offset(world):
 @pytest.mark.django_db
 def test_accept_risk_with_offset_is_stored_in_utc(world):
     client = session_client(world["people"]["admin"])
-    response = client.post(f"{FINDINGS}{world['finding'].pk}/accept-risk/",
-                           {"until": "2026-12-15T10:00:00+05:00", "note": "Vendor fix due."}, format="json")
+    response = client.post(
+        f"{FINDINGS}{world['finding'].pk}/accept-risk/",
+        {"until": "2026-12-15T10:00:00+05:00", "note": "Vendor fix due."},
+        format="json",
+    )
     assert response.status_code == 200, response.data
     assert response.data["status"] == "risk_accepted"
     assert response.data["risk_accepted_until"] == "2026-12-15T05:00:00Z"
 
 
 @pytest.mark.django_db
-@pytest.mark.parametrize(("action", "body", "field", "message"), [
-    ("acknowledge", {"status": "acknowledged"}, "status", "This field is read-only."),
-    ("acknowledge", {"note": "x", "assignee": "me"}, "assignee", "Unknown field"),
-    ("resolve", {"note": "x", "severity": "low"}, "severity", "This field is read-only."),
-    ("accept-risk", {"until": "2026-12-15T00:00:00Z", "note": "x", "colour": "red"}, "colour", "Unknown field"),
-])
+@pytest.mark.parametrize(
+    ("action", "body", "field", "message"),
+    [
+        ("acknowledge", {"status": "acknowledged"}, "status", "This field is read-only."),
+        ("acknowledge", {"note": "x", "assignee": "me"}, "assignee", "Unknown field"),
+        ("resolve", {"note": "x", "severity": "low"}, "severity", "This field is read-only."),
+        ("accept-risk", {"until": "2026-12-15T00:00:00Z", "note": "x", "colour": "red"}, "colour", "Unknown field"),
+    ],
+)
 def test_finding_actions_refuse_unknown_and_read_only_fields(action, body, field, message, world):
     before = AuditEvent.objects.count()
-    response = session_client(world["people"]["admin"]).post(f"{FINDINGS}{world['finding'].pk}/{action}/", body,
-                                                              format="json")
+    response = session_client(world["people"]["admin"]).post(
+        f"{FINDINGS}{world['finding'].pk}/{action}/", body, format="json"
+    )
     assert response.status_code == 400
     assert message in str(response.data[field][0])
     assert AuditEvent.objects.count() == before
@@ -192,8 +243,9 @@ def test_finding_state_conflict_is_409(world):
 
 @pytest.mark.django_db
 def test_resolve_needs_a_note(world):
-    response = session_client(world["people"]["owner"]).post(f"{FINDINGS}{world['finding'].pk}/resolve/",
-                                                              {"note": ""}, format="json")
+    response = session_client(world["people"]["owner"]).post(
+        f"{FINDINGS}{world['finding'].pk}/resolve/", {"note": ""}, format="json"
+    )
     assert response.status_code == 400 and "note" in response.data
 
 
@@ -289,10 +341,15 @@ def make_events(owner, n):
 
 
 @pytest.mark.django_db
-@pytest.mark.parametrize(("url", "make", "role"), [
-    (FINDINGS, make_findings, "owner"), (FINDINGS, make_findings, "admin"),
-    (AUDIT, make_events, "owner"), (AUDIT, make_events, "auditor"),
-])
+@pytest.mark.parametrize(
+    ("url", "make", "role"),
+    [
+        (FINDINGS, make_findings, "owner"),
+        (FINDINGS, make_findings, "admin"),
+        (AUDIT, make_events, "owner"),
+        (AUDIT, make_events, "auditor"),
+    ],
+)
 def test_list_query_count_does_not_grow_with_rows(url, make, role, owner, admin_user, auditor, frozen_now):
     client = session_client({"owner": owner, "admin": admin_user, "auditor": auditor}[role])
     make(owner, 2)
@@ -372,9 +429,14 @@ def test_openapi_schema_validates_without_warnings(tmp_path):
     target = tmp_path / "schema.yml"
     call_command("spectacular", "--validate", "--fail-on-warn", "--file", str(target))
     text = target.read_text()
-    for path in ("/api/v1/agents/{slug}/assign-owner/", "/api/v1/agents/{slug}/set-risk-tier/",
-                 "/api/v1/findings/{id}/accept-risk/",
-                 "/api/v1/audit-events/", "/api/v1/imports/", "/api/v1/workload-identities/{id}/"):
+    for path in (
+        "/api/v1/agents/{slug}/assign-owner/",
+        "/api/v1/agents/{slug}/set-risk-tier/",
+        "/api/v1/findings/{id}/accept-risk/",
+        "/api/v1/audit-events/",
+        "/api/v1/imports/",
+        "/api/v1/workload-identities/{id}/",
+    ):
         assert path in text
     assert "integrationToken" in text
 
@@ -403,7 +465,8 @@ def test_sample_report_import_and_job_show_the_nine_credential_findings(admin_us
     findings = client.get(f"{FINDINGS}?page_size=100").data["results"]
     credential_findings = sorted(
         (f["agent_name"], f["credential_external_id"].rsplit("#", 1)[-1], f["kind"])
-        for f in findings if f["subject_type"] == "inventory.credential"
+        for f in findings
+        if f["subject_type"] == "inventory.credential"
     )
     assert credential_findings == [
         ("ci-deployer", "access_key_1", "unrotated_credential"),
@@ -426,8 +489,16 @@ def test_sample_report_import_and_job_show_the_nine_credential_findings(admin_us
 def test_every_link_of_the_api_root_is_under_api_v1(world):
     client = session_client(world["people"]["admin"])
     links = client.get("/api/v1/").data
-    assert {"agents", "teams", "workload-identities", "credentials", "tools", "findings", "audit-events",
-            "imports"} <= set(links)
+    assert {
+        "agents",
+        "teams",
+        "workload-identities",
+        "credentials",
+        "tools",
+        "findings",
+        "audit-events",
+        "imports",
+    } <= set(links)
     for name, url in links.items():
         assert url.startswith("http://testserver/api/v1/"), (name, url)
         response = client.get(url)
@@ -449,9 +520,16 @@ def test_api_route_names_are_namespaced_and_leave_the_ui_names_alone():
 @pytest.mark.django_db
 @pytest.mark.parametrize("debug", [False, True], ids=["production", "debug"])
 @pytest.mark.parametrize("method", ["get", "post", "patch", "delete"])
-@pytest.mark.parametrize("path", [
-    "/api/v1/nope/", "/api/v1/credentials/abc/", "/api/v1/agents/own/no-such-action/", "/api/v2/agents/", "/api/",
-])
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/api/v1/nope/",
+        "/api/v1/credentials/abc/",
+        "/api/v1/agents/own/no-such-action/",
+        "/api/v2/agents/",
+        "/api/",
+    ],
+)
 def test_unknown_api_path_is_a_json_404(path, method, debug, world, settings):
     settings.DEBUG = debug
     client = session_client(world["people"]["owner"])
@@ -527,8 +605,9 @@ def test_body_over_the_limit_is_a_json_413_and_writes_nothing(world, settings, d
     assert response.status_code == 413
     assert response["Content-Type"] == "application/json"
     assert str(settings.DATA_UPLOAD_MAX_MEMORY_SIZE) in response.json()["detail"]
-    form = client.post("/api/v1/imports/", {"source": "x" * (settings.DATA_UPLOAD_MAX_MEMORY_SIZE + 1)},
-                       format="multipart")
+    form = client.post(
+        "/api/v1/imports/", {"source": "x" * (settings.DATA_UPLOAD_MAX_MEMORY_SIZE + 1)}, format="multipart"
+    )
     assert form.status_code == 413 and "detail" in form.json()
     assert AuditEvent.objects.count() == before
 
@@ -542,13 +621,16 @@ def test_too_many_form_fields_is_a_json_400(world, settings):
     assert "detail" in response.json()
 
 
-@pytest.mark.parametrize(("handler", "args", "status"), [
-    (error_views.bad_request, (RequestDataTooBig("too big"),), 413),
-    (error_views.bad_request, (ValueError("bad"),), 400),
-    (error_views.permission_denied, (None,), 403),
-    (error_views.page_not_found, (None,), 404),
-    (error_views.server_error, (), 500),
-])
+@pytest.mark.parametrize(
+    ("handler", "args", "status"),
+    [
+        (error_views.bad_request, (RequestDataTooBig("too big"),), 413),
+        (error_views.bad_request, (ValueError("bad"),), 400),
+        (error_views.permission_denied, (None,), 403),
+        (error_views.page_not_found, (None,), 404),
+        (error_views.server_error, (), 500),
+    ],
+)
 def test_error_handlers_answer_json_under_api_and_html_elsewhere(handler, args, status):
     factory = RequestFactory()
     api = handler(factory.get("/api/v1/agents/"), *args)
@@ -564,21 +646,24 @@ def test_error_handlers_answer_json_under_api_and_html_elsewhere(handler, args, 
 
 
 @pytest.mark.django_db
-@pytest.mark.parametrize(("url", "query", "param", "allowed"), [
-    (FINDINGS, "page_size=-1", "page_size", "from 1 to 500"),
-    (FINDINGS, "page_size=0", "page_size", "from 1 to 500"),
-    (FINDINGS, "page_size=501", "page_size", "from 1 to 500"),
-    (FINDINGS, "page_size=100000", "page_size", "from 1 to 500"),
-    (FINDINGS, "page_size=ten", "page_size", "from 1 to 500"),
-    (FINDINGS, "page_size=2.5", "page_size", "from 1 to 500"),
-    ("/api/v1/agents/", "page_size=-1", "page_size", "from 1 to 500"),
-    (FINDINGS, "page=abc", "page", "from 1"),
-    (FINDINGS, "page=0", "page", "from 1"),
-    (FINDINGS, "page=-2", "page", "from 1"),
-    (FINDINGS, "page=last", "page", "from 1"),
-    (AUDIT, "page_size=1001", "page_size", "from 1 to 1000"),
-    (AUDIT, "page_size=-1", "page_size", "from 1 to 1000"),
-])
+@pytest.mark.parametrize(
+    ("url", "query", "param", "allowed"),
+    [
+        (FINDINGS, "page_size=-1", "page_size", "from 1 to 500"),
+        (FINDINGS, "page_size=0", "page_size", "from 1 to 500"),
+        (FINDINGS, "page_size=501", "page_size", "from 1 to 500"),
+        (FINDINGS, "page_size=100000", "page_size", "from 1 to 500"),
+        (FINDINGS, "page_size=ten", "page_size", "from 1 to 500"),
+        (FINDINGS, "page_size=2.5", "page_size", "from 1 to 500"),
+        ("/api/v1/agents/", "page_size=-1", "page_size", "from 1 to 500"),
+        (FINDINGS, "page=abc", "page", "from 1"),
+        (FINDINGS, "page=0", "page", "from 1"),
+        (FINDINGS, "page=-2", "page", "from 1"),
+        (FINDINGS, "page=last", "page", "from 1"),
+        (AUDIT, "page_size=1001", "page_size", "from 1 to 1000"),
+        (AUDIT, "page_size=-1", "page_size", "from 1 to 1000"),
+    ],
+)
 def test_invalid_paging_is_a_400_giving_the_allowed_range(url, query, param, allowed, world):
     response = session_client(world["people"]["admin"]).get(f"{url}?{query}")
     assert response.status_code == 400, response.data

@@ -36,7 +36,8 @@ def test_seed_demo_twice_changes_nothing_and_covers_every_state(frozen_now):
 
     assert set(Agent.objects.values_list("state", flat=True)) == set(Agent.State.values)
     assert {Agent.RiskTier.LOW, Agent.RiskTier.MEDIUM, Agent.RiskTier.HIGH, Agent.RiskTier.CRITICAL} <= set(
-        Agent.objects.values_list("risk_tier", flat=True))
+        Agent.objects.values_list("risk_tier", flat=True)
+    )
     assert len(set(Agent.objects.values_list("environment", flat=True))) == 3
     assert Agent.objects.exclude(backup_owner=None).exists()
     assert not Agent.objects.filter(state__in=Agent.LIVE_STATES, owner=None).exists()
@@ -45,8 +46,12 @@ def test_seed_demo_twice_changes_nothing_and_covers_every_state(frozen_now):
 
     open_kinds = Counter(Finding.objects.filter(status=Finding.Status.OPEN).values_list("kind", flat=True))
     assert set(open_kinds) >= {
-        "unused_credential", "unrotated_credential", "expiring_credential", "expired_credential_active",
-        "console_password_on_nhi", "credential_on_decommissioned_agent",
+        "unused_credential",
+        "unrotated_credential",
+        "expiring_credential",
+        "expired_credential_active",
+        "console_password_on_nhi",
+        "credential_on_decommissioned_agent",
     }
     assert Credential.objects.filter(kind=Credential.Kind.CONSOLE_PASSWORD).exists()
     assert Credential.objects.filter(last_used_at=None).exists()

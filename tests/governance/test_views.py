@@ -20,10 +20,18 @@ pytestmark = pytest.mark.django_db
 def make_finding(agent, *, kind="unrotated_credential", severity="medium", status=Finding.Status.OPEN, **extra):
     credential = CredentialFactory(agent=agent)
     return Finding.objects.create(
-        kind=kind, severity=severity, status=status,
-        subject_type=ContentType.objects.get_for_model(Credential), subject_id=credential.pk,
-        subject_label=str(credential), agent_id=agent.pk, title="Access key past rotation",
-        framework_refs=["NHI7"], first_seen_at=T0, last_seen_at=T0, **extra,
+        kind=kind,
+        severity=severity,
+        status=status,
+        subject_type=ContentType.objects.get_for_model(Credential),
+        subject_id=credential.pk,
+        subject_label=str(credential),
+        agent_id=agent.pk,
+        title="Access key past rotation",
+        framework_refs=["NHI7"],
+        first_seen_at=T0,
+        last_seen_at=T0,
+        **extra,
     )
 
 
@@ -59,11 +67,14 @@ def test_a_wrong_password_says_so(owner):
     assert b"Please enter a correct username and password" in response.content
 
 
-@pytest.mark.parametrize("role, links", [
-    ("admin", ["Dashboard", "Agents", "Findings", "Import", "Audit log", "Tokens", "Admin", "API docs"]),
-    ("owner", ["Dashboard", "Agents", "Findings", "Tokens", "API docs"]),
-    ("auditor", ["Dashboard", "Agents", "Findings", "Audit log", "Tokens", "API docs"]),
-])
+@pytest.mark.parametrize(
+    "role, links",
+    [
+        ("admin", ["Dashboard", "Agents", "Findings", "Import", "Audit log", "Tokens", "Admin", "API docs"]),
+        ("owner", ["Dashboard", "Agents", "Findings", "Tokens", "API docs"]),
+        ("auditor", ["Dashboard", "Agents", "Findings", "Audit log", "Tokens", "API docs"]),
+    ],
+)
 def test_navigation_by_role(people, role, links):
     people["admin"].is_staff = True
     people["admin"].save()
@@ -85,7 +96,11 @@ def test_dashboard_counts_what_the_viewer_may_see(owner, auditor, agent, frozen_
     ctx = client_as(owner).get(reverse("dashboard")).context
     assert ctx["agents_total"] == 2
     assert dict((v, n) for v, _, n in ctx["by_state"]) == {
-        "proposed": 0, "active": 1, "suspended": 1, "decommissioned": 0}
+        "proposed": 0,
+        "active": 1,
+        "suspended": 1,
+        "decommissioned": 0,
+    }
     assert dict((v, n) for v, _, n in ctx["by_tier"])["high"] == 1
     assert dict((v, n) for v, _, n in ctx["by_severity"])["high"] == 1
     assert [c.external_id for c in ctx["due_rows"]] == ["OLD-KEY"] and ctx["due_count"] == 1
@@ -124,8 +139,7 @@ def test_findings_default_to_unresolved_and_filter(admin_user, agent):
 def test_findings_list_shows_kind_severity_subject_agent_refs_and_times(admin_user, agent):
     finding = make_finding(agent, severity="high")
     body = client_as(admin_user).get(reverse("finding-list")).content.decode()
-    for text in ("Access key past rotation", "High", finding.subject_label, "Ticket triage", "NHI7",
-                 T0.isoformat()):
+    for text in ("Access key past rotation", "High", finding.subject_label, "Ticket triage", "NHI7", T0.isoformat()):
         assert text in body, text
 
 
@@ -136,11 +150,14 @@ def test_owners_see_only_findings_of_their_agents(owner, other_owner, agent):
     assert [f.pk for f in listed] == [mine.pk]
 
 
-@pytest.mark.parametrize("params, message", [
-    ({"colour": "blue"}, "Unknown filter"),
-    ({"severity": "apocalyptic"}, "severity: Select a valid choice"),
-    ({"framework": "NHI99"}, "framework: Select a valid choice"),
-])
+@pytest.mark.parametrize(
+    "params, message",
+    [
+        ({"colour": "blue"}, "Unknown filter"),
+        ({"severity": "apocalyptic"}, "severity: Select a valid choice"),
+        ({"framework": "NHI99"}, "framework: Select a valid choice"),
+    ],
+)
 def test_findings_list_rejects_unknown_filters(admin_user, agent, params, message):
     make_finding(agent)
     response = client_as(admin_user).get(reverse("finding-list"), params)
@@ -175,18 +192,33 @@ RESOLVE = ("resolve", {"note": "Rotated the key."})
 ACCEPT = ("accept-risk", {"until": "2026-12-01T09:00", "note": "Vendor fix due."})
 
 
-@pytest.mark.parametrize("action, data, role, status", [
-    (*ACK, "owner", 200), (*ACK, "other_owner", 404), (*ACK, "admin", 200), (*ACK, "auditor", 403),
-    (*RESOLVE, "owner", 200), (*RESOLVE, "other_owner", 404), (*RESOLVE, "admin", 200), (*RESOLVE, "auditor", 403),
-    (*ACCEPT, "owner", 403), (*ACCEPT, "other_owner", 404), (*ACCEPT, "admin", 200), (*ACCEPT, "auditor", 403),
-])
+@pytest.mark.parametrize(
+    "action, data, role, status",
+    [
+        (*ACK, "owner", 200),
+        (*ACK, "other_owner", 404),
+        (*ACK, "admin", 200),
+        (*ACK, "auditor", 403),
+        (*RESOLVE, "owner", 200),
+        (*RESOLVE, "other_owner", 404),
+        (*RESOLVE, "admin", 200),
+        (*RESOLVE, "auditor", 403),
+        (*ACCEPT, "owner", 403),
+        (*ACCEPT, "other_owner", 404),
+        (*ACCEPT, "admin", 200),
+        (*ACCEPT, "auditor", 403),
+    ],
+)
 def test_finding_action_permission_matrix_over_htmx(people, agent, action, data, role, status, frozen_now):
     finding = make_finding(agent)
     response = client_as(people[role]).post(reverse("finding-act", args=[finding.pk, action]), data, headers=HTMX)
     assert response.status_code == status
     body = response.content.decode()
-    expected_verb = {"acknowledge": "finding.acknowledge", "resolve": "finding.resolve",
-                     "accept-risk": "finding.accept_risk"}[action]
+    expected_verb = {
+        "acknowledge": "finding.acknowledge",
+        "resolve": "finding.resolve",
+        "accept-risk": "finding.accept_risk",
+    }[action]
     if status == 200:
         assert body.lstrip().startswith(f'<tr id="finding-{finding.pk}"')  # the row only
         assert audit_verbs(finding) == [expected_verb]
@@ -210,13 +242,17 @@ def test_accepting_risk_reads_the_time_in_the_viewers_timezone(admin_user, agent
     assert finding.risk_accepted_until == datetime(2026, 12, 1, 8, 0, tzinfo=UTC)
 
 
-@pytest.mark.parametrize("action, data, message, status", [
-    ("resolve", {"note": " "}, "Say what was done to resolve it.", 400),
-    ("accept-risk", {"until": "2025-01-01T00:00", "note": "x"}, "The acceptance must end in the future.", 400),
-    ("accept-risk", {"until": "", "note": "x"}, "Give the date and time the acceptance ends", 400),
-])
-def test_a_refused_finding_action_shows_the_services_message_in_the_row(admin_user, agent, action, data,
-                                                                        message, status, frozen_now):
+@pytest.mark.parametrize(
+    "action, data, message, status",
+    [
+        ("resolve", {"note": " "}, "Say what was done to resolve it.", 400),
+        ("accept-risk", {"until": "2025-01-01T00:00", "note": "x"}, "The acceptance must end in the future.", 400),
+        ("accept-risk", {"until": "", "note": "x"}, "Give the date and time the acceptance ends", 400),
+    ],
+)
+def test_a_refused_finding_action_shows_the_services_message_in_the_row(
+    admin_user, agent, action, data, message, status, frozen_now
+):
     finding = make_finding(agent)
     response = client_as(admin_user).post(reverse("finding-act", args=[finding.pk, action]), data, headers=HTMX)
     assert response.status_code == status
@@ -254,8 +290,9 @@ def test_anonymous_cannot_act_on_findings(agent):
 @pytest.mark.parametrize("role", ["owner", "admin", "auditor"])
 def test_a_person_issues_a_token_for_themselves_and_sees_it_once(people, role, frozen_now):
     client = client_as(people[role])
-    response = client.post(reverse("token-list"), {"name": "SIEM export", "scopes": ["audit:read"],
-                                                   "expires_on": "2027-01-01"})
+    response = client.post(
+        reverse("token-list"), {"name": "SIEM export", "scopes": ["audit:read"], "expires_on": "2027-01-01"}
+    )
     # POST/redirect/GET: the clear token is never in a URL.
     assert response.status_code == 302 and response["Location"] == reverse("token-list")
     token = IntegrationToken.objects.get()
@@ -303,8 +340,13 @@ def test_token_form_errors_come_from_the_service(owner, frozen_now):
 
 def _token_for(user):
     return IntegrationToken.objects.create(
-        name="CI", user=user, prefix=f"wrt_{user.pk:08d}", digest=f"{user.pk:064d}", scopes=["inventory:read"],
-        created_at=T0, expires_at=T0 + timedelta(days=30),
+        name="CI",
+        user=user,
+        prefix=f"wrt_{user.pk:08d}",
+        digest=f"{user.pk:064d}",
+        scopes=["inventory:read"],
+        created_at=T0,
+        expires_at=T0 + timedelta(days=30),
     )
 
 
@@ -354,8 +396,12 @@ def test_each_dashboard_count_links_to_the_list_it_counts(admin_user, agent, fro
     AgentFactory(state=Agent.State.SUSPENDED, risk_tier=Agent.RiskTier.HIGH)
     make_finding(agent, severity="high")
     make_finding(agent, severity="high", status=Finding.Status.ACKNOWLEDGED)
-    make_finding(agent, severity="high", status=Finding.Status.RISK_ACCEPTED,  # not an open finding
-                 risk_accepted_until=T0 + timedelta(days=30))
+    make_finding(
+        agent,
+        severity="high",
+        status=Finding.Status.RISK_ACCEPTED,  # not an open finding
+        risk_accepted_until=T0 + timedelta(days=30),
+    )
     make_finding(agent, severity="low", status=Finding.Status.RESOLVED)
     client = client_as(admin_user)
     response = client.get(reverse("dashboard"))
@@ -368,21 +414,23 @@ def test_each_dashboard_count_links_to_the_list_it_counts(admin_user, agent, fro
         return page.context["page"].paginator.count
 
     for value, _, n in ctx["by_state"]:
-        href = f'{reverse("agent-list")}?state={value}'
+        href = f"{reverse('agent-list')}?state={value}"
         assert f'href="{href}"' in body and listed(href) == n
     for value, _, n in ctx["by_tier"]:
-        href = f'{reverse("agent-list")}?risk_tier={value}'
+        href = f"{reverse('agent-list')}?risk_tier={value}"
         assert f'href="{href}"' in body and listed(href) == n
     for value, _, n in ctx["by_severity"]:
-        href = f'{reverse("finding-list")}?severity={value}&amp;status=open&amp;status=acknowledged'
+        href = f"{reverse('finding-list')}?severity={value}&amp;status=open&amp;status=acknowledged"
         assert f'href="{href}"' in body and listed(href) == n
     assert dict((v, n) for v, _, n in ctx["by_severity"])["high"] == 2
 
 
 def test_a_list_of_several_statuses_keeps_them_when_filtering_again(admin_user, agent):
-    body = client_as(admin_user).get(
-        reverse("finding-list"), {"severity": "high", "status": ["open", "acknowledged"]}
-    ).content.decode()
+    body = (
+        client_as(admin_user)
+        .get(reverse("finding-list"), {"severity": "high", "status": ["open", "acknowledged"]})
+        .content.decode()
+    )
     assert '<input type="hidden" name="status" value="open">' in body
     assert '<input type="hidden" name="status" value="acknowledged">' in body
     assert "Open or Acknowledged" in body
@@ -395,9 +443,7 @@ def test_a_list_of_several_statuses_keeps_them_when_filtering_again(admin_user, 
 def test_a_refused_accept_risk_keeps_the_note_and_date_with_the_field_errors(admin_user, agent, frozen_now):
     finding = make_finding(agent)
     data = {"until": "2025-01-01T09:30", "note": "Vendor patch expected next sprint."}
-    response = client_as(admin_user).post(
-        reverse("finding-act", args=[finding.pk, "accept-risk"]), data, headers=HTMX
-    )
+    response = client_as(admin_user).post(reverse("finding-act", args=[finding.pk, "accept-risk"]), data, headers=HTMX)
     assert response.status_code == 400
     body = response.content.decode()
     assert body.lstrip().startswith(f'<tr id="finding-{finding.pk}"')
@@ -415,7 +461,8 @@ def test_a_refused_accept_risk_keeps_the_note_and_date_with_the_field_errors(adm
 def test_a_refused_accept_risk_without_a_note_keeps_the_date(admin_user, agent, frozen_now):
     finding = make_finding(agent)
     response = client_as(admin_user).post(
-        reverse("finding-act", args=[finding.pk, "accept-risk"]), {"until": "2026-12-24T18:00", "note": " "},
+        reverse("finding-act", args=[finding.pk, "accept-risk"]),
+        {"until": "2026-12-24T18:00", "note": " "},
         headers=HTMX,
     )
     body = response.content.decode()
@@ -447,7 +494,8 @@ def test_the_confirmation_script_is_served(owner):
 
 def test_finding_evidence_times_are_shown_in_the_viewers_timezone(owner, agent):
     make_finding(
-        agent, kind="unused_credential",
+        agent,
+        kind="unused_credential",
         detail="Last used 2026-08-01 22:30 UTC, more than 90 days before the source's report of 2026-11-15 06:00 UTC.",
         evidence={"last_used_at": "2026-08-01T22:30:00Z", "observed_at": "2026-11-15T06:00:00Z"},
     )

@@ -25,12 +25,20 @@ def trail(admin_user, owner, frozen_now):
     actor = Actor.person(admin_user)
     audit_record(actor=actor, verb="agent.register", obj=agent, after={"name": "Ticket triage", "state": "proposed"})
     audit_record(
-        actor=actor, verb="agent.set_risk_tier", obj=agent,
-        before={"risk_tier": "unassessed"}, after={"risk_tier": "high", "reason": "Touches payment data."},
+        actor=actor,
+        verb="agent.set_risk_tier",
+        obj=agent,
+        before={"risk_tier": "unassessed"},
+        after={"risk_tier": "high", "reason": "Touches payment data."},
     )
     audit_record(
-        actor=Actor.system("token expiry"), verb="token.revoke", object_type="governance.integrationtoken",
-        object_id="7", object_label="CI", before={"revoked_at": None}, after={"revoked_at": T0.isoformat()},
+        actor=Actor.system("token expiry"),
+        verb="token.revoke",
+        object_type="governance.integrationtoken",
+        object_id="7",
+        object_label="CI",
+        before={"revoked_at": None},
+        after={"revoked_at": T0.isoformat()},
     )
     return agent
 
@@ -83,7 +91,9 @@ def test_events_show_time_actor_verb_object_and_a_compact_change(auditor, trail)
     response = client.get(reverse("audit-list"))
     body = response.content.decode()
     assert [e.verb for e in response.context["page"].object_list] == [
-        "token.revoke", "agent.set_risk_tier", "agent.register",
+        "token.revoke",
+        "agent.set_risk_tier",
+        "agent.register",
     ]  # newest first
     # T0 (06:00 UTC) in the viewer's zone, with the zone named.
     assert '<time datetime="2026-11-15T06:00:00+00:00" title="Europe/Berlin">2026-11-15 07:00:00 CET</time>' in body
@@ -103,9 +113,11 @@ def test_filters_use_the_shared_filterset(admin_user, trail):
     client = client_as(admin_user)
     by_verb = client.get(reverse("audit-list"), {"verb": "agent.set_risk_tier"}).context["page"].object_list
     assert [e.verb for e in by_verb] == ["agent.set_risk_tier"]
-    by_object = client.get(
-        reverse("audit-list"), {"object_type": "inventory.agent", "object_id": str(trail.pk)}
-    ).context["page"].object_list
+    by_object = (
+        client.get(reverse("audit-list"), {"object_type": "inventory.agent", "object_id": str(trail.pk)})
+        .context["page"]
+        .object_list
+    )
     assert [e.verb for e in by_object] == ["agent.set_risk_tier", "agent.register"]
     by_actor = client.get(reverse("audit-list"), {"actor_type": "system"}).context["page"].object_list
     assert [e.verb for e in by_actor] == ["token.revoke"]
@@ -113,8 +125,14 @@ def test_filters_use_the_shared_filterset(admin_user, trail):
 
 def test_a_time_without_offset_is_read_in_the_viewers_timezone(admin_user, trail):
     later = AuditEvent.objects.create(
-        occurred_at=T0 + timedelta(hours=2), actor_type="system", actor_label="job", verb="late.event",
-        object_type="x", object_id="1", prev_hash="p", hash="h" * 64,
+        occurred_at=T0 + timedelta(hours=2),
+        actor_type="system",
+        actor_label="job",
+        verb="late.event",
+        object_type="x",
+        object_id="1",
+        prev_hash="p",
+        hash="h" * 64,
     )
     client = client_as(admin_user)
     client.cookies["tz"] = "Europe/Berlin"
@@ -128,12 +146,15 @@ def test_a_time_without_offset_is_read_in_the_viewers_timezone(admin_user, trail
     assert [e.pk for e in listed] == [later.pk]
 
 
-@pytest.mark.parametrize("params, message", [
-    ({"colour": "red"}, "Unknown filter &#x27;colour&#x27;"),
-    ({"actor_type": "robot"}, "actor_type: Select a valid choice."),
-    ({"since": "yesterday"}, "since: Enter a valid date/time."),
-    ({"page_size": "500"}, "page_size: give a whole number from 1 to 100."),
-])
+@pytest.mark.parametrize(
+    "params, message",
+    [
+        ({"colour": "red"}, "Unknown filter &#x27;colour&#x27;"),
+        ({"actor_type": "robot"}, "actor_type: Select a valid choice."),
+        ({"since": "yesterday"}, "since: Enter a valid date/time."),
+        ({"page_size": "500"}, "page_size: give a whole number from 1 to 100."),
+    ],
+)
 def test_bad_filters_are_a_400_that_lists_nothing(admin_user, trail, params, message):
     response = client_as(admin_user).get(reverse("audit-list"), params)
     assert response.status_code == 400
@@ -158,8 +179,9 @@ def test_paginated(admin_user, trail):
 def test_query_count_is_constant(admin_user, django_assert_max_num_queries, rows, frozen_now):
     actor = Actor.person(admin_user)
     for i in range(rows):
-        audit_record(actor=actor, verb="team.create", object_type="inventory.team", object_id=str(i),
-                     after={"name": f"Team {i}"})
+        audit_record(
+            actor=actor, verb="team.create", object_type="inventory.team", object_id=str(i), after={"name": f"Team {i}"}
+        )
     client = client_as(admin_user)
     client.get(reverse("audit-list"))  # warm the session and groups
     with django_assert_max_num_queries(6):

@@ -18,12 +18,23 @@ def _action(client, model: str, action: str, objs, **extra):
 @pytest.mark.django_db
 def test_adding_an_agent_registers_it(admin_client, superuser):
     owner, backup, team = OwnerFactory(), OwnerFactory(), TeamFactory()
-    response = admin_client.post(reverse("admin:inventory_agent_add"), {
-        "name": "Invoice agent", "slug": "", "kind": "autonomous_agent", "purpose": "Match invoices.",
-        "platform": "crewai", "environment": "production", "owner": owner.pk, "backup_owner": backup.pk,
-        "team": team.pk, "autonomy_level": "human_in_the_loop", "data_classes": ["payment", "pii"],
-        "risk_tier": "high",
-    })
+    response = admin_client.post(
+        reverse("admin:inventory_agent_add"),
+        {
+            "name": "Invoice agent",
+            "slug": "",
+            "kind": "autonomous_agent",
+            "purpose": "Match invoices.",
+            "platform": "crewai",
+            "environment": "production",
+            "owner": owner.pk,
+            "backup_owner": backup.pk,
+            "team": team.pk,
+            "autonomy_level": "human_in_the_loop",
+            "data_classes": ["payment", "pii"],
+            "risk_tier": "high",
+        },
+    )
     assert response.status_code == 302, response.content
     agent = Agent.objects.get()
     assert (agent.slug, agent.state, agent.owner, agent.backup_owner) == ("invoice-agent", "proposed", owner, backup)
@@ -35,10 +46,18 @@ def test_adding_an_agent_registers_it(admin_client, superuser):
 @pytest.mark.django_db
 def test_adding_an_agent_with_backup_same_as_owner_is_refused(admin_client):
     owner = OwnerFactory()
-    response = admin_client.post(reverse("admin:inventory_agent_add"), {
-        "name": "Invoice agent", "kind": "autonomous_agent", "environment": "production", "owner": owner.pk,
-        "backup_owner": owner.pk, "autonomy_level": "human_in_the_loop", "risk_tier": "unassessed",
-    })
+    response = admin_client.post(
+        reverse("admin:inventory_agent_add"),
+        {
+            "name": "Invoice agent",
+            "kind": "autonomous_agent",
+            "environment": "production",
+            "owner": owner.pk,
+            "backup_owner": owner.pk,
+            "autonomy_level": "human_in_the_loop",
+            "risk_tier": "unassessed",
+        },
+    )
     assert response.status_code == 200
     assert not Agent.objects.exists() and not AuditEvent.objects.exists()
 
@@ -46,13 +65,22 @@ def test_adding_an_agent_with_backup_same_as_owner_is_refused(admin_client):
 @pytest.mark.django_db
 def test_editing_an_agent_goes_through_agent_update(admin_client):
     agent = AgentFactory(name="Old name", data_classes=["pii"])
-    response = admin_client.post(reverse("admin:inventory_agent_change", args=[agent.pk]), {
-        "name": "New name", "purpose": agent.purpose, "kind": agent.kind, "platform": agent.platform,
-        "environment": "staging", "team": agent.team_id, "autonomy_level": agent.autonomy_level,
-        "data_classes": ["pii"],
-        # Not editable here: ignored even when posted.
-        "state": "decommissioned", "owner": "",
-    })
+    response = admin_client.post(
+        reverse("admin:inventory_agent_change", args=[agent.pk]),
+        {
+            "name": "New name",
+            "purpose": agent.purpose,
+            "kind": agent.kind,
+            "platform": agent.platform,
+            "environment": "staging",
+            "team": agent.team_id,
+            "autonomy_level": agent.autonomy_level,
+            "data_classes": ["pii"],
+            # Not editable here: ignored even when posted.
+            "state": "decommissioned",
+            "owner": "",
+        },
+    )
     assert response.status_code == 302
     agent.refresh_from_db()
     assert (agent.name, agent.environment, agent.state) == ("New name", "staging", "active")
@@ -106,11 +134,12 @@ def test_agents_cannot_be_deleted(admin_client):
 
 @pytest.mark.django_db
 def test_team_create_and_rename(admin_client):
-    admin_client.post(reverse("admin:inventory_team_add"), {"name": "Platform", "slug": "platform",
-                                                            "description": ""})
+    admin_client.post(reverse("admin:inventory_team_add"), {"name": "Platform", "slug": "platform", "description": ""})
     team = Team.objects.get()
-    admin_client.post(reverse("admin:inventory_team_change", args=[team.pk]),
-                      {"name": "Platform engineering", "slug": "platform", "description": ""})
+    admin_client.post(
+        reverse("admin:inventory_team_change", args=[team.pk]),
+        {"name": "Platform engineering", "slug": "platform", "description": ""},
+    )
     team.refresh_from_db()
     assert team.name == "Platform engineering"
     assert audit_verbs(team) == ["team.create", "team.update"]
@@ -120,8 +149,10 @@ def test_team_create_and_rename(admin_client):
 def test_team_members_change_through_the_service(admin_client):
     team = Team.objects.create(name="Platform", slug="platform")
     member = OwnerFactory(username="nora")
-    response = admin_client.post(reverse("admin:inventory_team_change", args=[team.pk]),
-                                 {"name": "Platform", "slug": "platform", "description": "", "members": [member.pk]})
+    response = admin_client.post(
+        reverse("admin:inventory_team_change", args=[team.pk]),
+        {"name": "Platform", "slug": "platform", "description": "", "members": [member.pk]},
+    )
     assert response.status_code == 302
     assert list(team.members.all()) == [member]
     assert audit_verbs(team) == ["team.set_members"]
@@ -144,11 +175,20 @@ def test_workload_identity_add_and_remove(admin_client):
 @pytest.mark.django_db
 def test_credential_record_rotate_and_revoke(admin_client):
     agent = AgentFactory()
-    response = admin_client.post(reverse("admin:inventory_credential_add"), {
-        "agent": agent.pk, "kind": "access_key", "provider": "aws", "external_id": "AKIA-demo",
-        "fingerprint": "", "label": "", "created_at_0": "2026-01-01", "created_at_1": "00:00:00",
-        "usage_tracked": "on",
-    })
+    response = admin_client.post(
+        reverse("admin:inventory_credential_add"),
+        {
+            "agent": agent.pk,
+            "kind": "access_key",
+            "provider": "aws",
+            "external_id": "AKIA-demo",
+            "fingerprint": "",
+            "label": "",
+            "created_at_0": "2026-01-01",
+            "created_at_1": "00:00:00",
+            "usage_tracked": "on",
+        },
+    )
     assert response.status_code == 302, response.content
     credential = Credential.objects.get()
     _action(admin_client, "credential", "rotate_now", [credential])
@@ -164,13 +204,23 @@ def test_credential_record_rotate_and_revoke(admin_client):
 @pytest.mark.django_db
 def test_tool_add_change_remove(admin_client):
     agent = AgentFactory()
-    base = {"agent": agent.pk, "name": "github", "transport": "http", "command": "", "args": "[]",
-            "url": "https://api.example.com/mcp", "env_keys": "[]", "access_levels": ["read"],
-            "destination": "external", "source": ""}
+    base = {
+        "agent": agent.pk,
+        "name": "github",
+        "transport": "http",
+        "command": "",
+        "args": "[]",
+        "url": "https://api.example.com/mcp",
+        "env_keys": "[]",
+        "access_levels": ["read"],
+        "destination": "external",
+        "source": "",
+    }
     assert admin_client.post(reverse("admin:inventory_tool_add"), base).status_code == 302
     tool = Tool.objects.get()
-    admin_client.post(reverse("admin:inventory_tool_change", args=[tool.pk]),
-                      {**base, "access_levels": ["read", "write"]})
+    admin_client.post(
+        reverse("admin:inventory_tool_change", args=[tool.pk]), {**base, "access_levels": ["read", "write"]}
+    )
     tool.refresh_from_db()
     assert tool.access_levels == ["read", "write"]
     admin_client.post(reverse("admin:inventory_tool_delete", args=[tool.pk]), {"post": "yes"})

@@ -90,89 +90,259 @@ CASES = [
     # agents
     Case("agents-list", "get", lambda w: AGENTS, READ_ALL),
     Case("agents-retrieve", "get", lambda w: f"{AGENTS}own/", READ_OWN),
-    Case("agents-create", "post", lambda w: AGENTS, expect(owner=201, other_owner=201, admin=201, auditor=403),
-         body=lambda w: {"name": "Ticket triage", "kind": "assistant"}, verb="agent.register", scope=WRITE),
-    Case("agents-create-for-another-owner", "post", lambda w: AGENTS,
-         expect(owner=403, other_owner=201, admin=201, auditor=403),
-         body=lambda w: {"name": "Ticket triage", "kind": "assistant", "owner": "oscar.owner"},
-         verb="agent.register", scope=WRITE),
-    Case("agents-update", "patch", lambda w: f"{AGENTS}own/", CHANGE_OWN,
-         body=lambda w: {"purpose": "Reconcile invoices.", "data_classes": ["payment"]}, verb="agent.update",
-         scope=WRITE),
-    Case("agents-activate", "post", lambda w: f"{AGENTS}own-proposed/activate/", ADMIN_ONLY_ON_OWN,
-         body=lambda w: {}, verb="agent.activate", scope=WRITE),
-    Case("agents-reactivate", "post", lambda w: f"{AGENTS}own-suspended/reactivate/", ADMIN_ONLY_ON_OWN,
-         body=lambda w: {"reason": "Incident closed."}, verb="agent.reactivate", scope=WRITE),
-    Case("agents-suspend", "post", lambda w: f"{AGENTS}own/suspend/", CHANGE_OWN,
-         body=lambda w: {"reason": "Investigating odd calls."}, verb="agent.suspend", scope=WRITE),
-    Case("agents-decommission", "post", lambda w: f"{AGENTS}own/decommission/", CHANGE_OWN,
-         body=lambda w: {"reason": "Retired."}, verb="agent.decommission", scope=WRITE),
-    Case("agents-create-with-risk-tier", "post", lambda w: AGENTS, ADMIN_ONLY_CREATE,
-         body=lambda w: {"name": "Payments bot", "kind": "autonomous_agent", "risk_tier": "high",
-                         "owner": "olivia.owner"},
-         verb="agent.register", scope=WRITE),
-    Case("agents-set-risk-tier", "post", lambda w: f"{AGENTS}own/set-risk-tier/", ADMIN_ONLY_ON_OWN,
-         body=lambda w: {"risk_tier": "high", "reason": "Moves money."}, verb="agent.set_risk_tier", scope=WRITE),
-    Case("agents-assign-owner", "post", lambda w: f"{AGENTS}own/assign-owner/", CHANGE_OWN,
-         body=lambda w: {"owner": "oscar.owner", "reason": "Team change."}, verb="agent.assign_owner", scope=WRITE),
+    Case(
+        "agents-create",
+        "post",
+        lambda w: AGENTS,
+        expect(owner=201, other_owner=201, admin=201, auditor=403),
+        body=lambda w: {"name": "Ticket triage", "kind": "assistant"},
+        verb="agent.register",
+        scope=WRITE,
+    ),
+    Case(
+        "agents-create-for-another-owner",
+        "post",
+        lambda w: AGENTS,
+        expect(owner=403, other_owner=201, admin=201, auditor=403),
+        body=lambda w: {"name": "Ticket triage", "kind": "assistant", "owner": "oscar.owner"},
+        verb="agent.register",
+        scope=WRITE,
+    ),
+    Case(
+        "agents-update",
+        "patch",
+        lambda w: f"{AGENTS}own/",
+        CHANGE_OWN,
+        body=lambda w: {"purpose": "Reconcile invoices.", "data_classes": ["payment"]},
+        verb="agent.update",
+        scope=WRITE,
+    ),
+    Case(
+        "agents-activate",
+        "post",
+        lambda w: f"{AGENTS}own-proposed/activate/",
+        ADMIN_ONLY_ON_OWN,
+        body=lambda w: {},
+        verb="agent.activate",
+        scope=WRITE,
+    ),
+    Case(
+        "agents-reactivate",
+        "post",
+        lambda w: f"{AGENTS}own-suspended/reactivate/",
+        ADMIN_ONLY_ON_OWN,
+        body=lambda w: {"reason": "Incident closed."},
+        verb="agent.reactivate",
+        scope=WRITE,
+    ),
+    Case(
+        "agents-suspend",
+        "post",
+        lambda w: f"{AGENTS}own/suspend/",
+        CHANGE_OWN,
+        body=lambda w: {"reason": "Investigating odd calls."},
+        verb="agent.suspend",
+        scope=WRITE,
+    ),
+    Case(
+        "agents-decommission",
+        "post",
+        lambda w: f"{AGENTS}own/decommission/",
+        CHANGE_OWN,
+        body=lambda w: {"reason": "Retired."},
+        verb="agent.decommission",
+        scope=WRITE,
+    ),
+    Case(
+        "agents-create-with-risk-tier",
+        "post",
+        lambda w: AGENTS,
+        ADMIN_ONLY_CREATE,
+        body=lambda w: {
+            "name": "Payments bot",
+            "kind": "autonomous_agent",
+            "risk_tier": "high",
+            "owner": "olivia.owner",
+        },
+        verb="agent.register",
+        scope=WRITE,
+    ),
+    Case(
+        "agents-set-risk-tier",
+        "post",
+        lambda w: f"{AGENTS}own/set-risk-tier/",
+        ADMIN_ONLY_ON_OWN,
+        body=lambda w: {"risk_tier": "high", "reason": "Moves money."},
+        verb="agent.set_risk_tier",
+        scope=WRITE,
+    ),
+    Case(
+        "agents-assign-owner",
+        "post",
+        lambda w: f"{AGENTS}own/assign-owner/",
+        CHANGE_OWN,
+        body=lambda w: {"owner": "oscar.owner", "reason": "Team change."},
+        verb="agent.assign_owner",
+        scope=WRITE,
+    ),
     # a backup owner may not take an agent from an owner who is still here …
-    Case("agents-assign-owner-backup-while-owner-active", "post", lambda w: f"{AGENTS}backed-up/assign-owner/",
-         expect(owner=403, other_owner=200, admin=200, auditor=403),
-         body=lambda w: {"owner": "olivia.owner"}, verb="agent.assign_owner", scope=WRITE),
+    Case(
+        "agents-assign-owner-backup-while-owner-active",
+        "post",
+        lambda w: f"{AGENTS}backed-up/assign-owner/",
+        expect(owner=403, other_owner=200, admin=200, auditor=403),
+        body=lambda w: {"owner": "olivia.owner"},
+        verb="agent.assign_owner",
+        scope=WRITE,
+    ),
     # … but takes over once the owner has left
-    Case("agents-assign-owner-backup-of-departed-owner", "post", lambda w: f"{AGENTS}orphaned/assign-owner/",
-         expect(owner=200, other_owner=404, admin=200, auditor=403),
-         body=lambda w: {"owner": "olivia.owner"}, verb="agent.assign_owner", scope=WRITE),
+    Case(
+        "agents-assign-owner-backup-of-departed-owner",
+        "post",
+        lambda w: f"{AGENTS}orphaned/assign-owner/",
+        expect(owner=200, other_owner=404, admin=200, auditor=403),
+        body=lambda w: {"owner": "olivia.owner"},
+        verb="agent.assign_owner",
+        scope=WRITE,
+    ),
     # auditors never own agents (separation of duties)
-    Case("agents-assign-owner-to-auditor", "post", lambda w: f"{AGENTS}own/assign-owner/",
-         expect(owner=400, other_owner=404, admin=400, auditor=403),
-         body=lambda w: {"owner": "aude.auditor"}, scope=WRITE),
+    Case(
+        "agents-assign-owner-to-auditor",
+        "post",
+        lambda w: f"{AGENTS}own/assign-owner/",
+        expect(owner=400, other_owner=404, admin=400, auditor=403),
+        body=lambda w: {"owner": "aude.auditor"},
+        scope=WRITE,
+    ),
     # teams
     Case("teams-list", "get", lambda w: TEAMS, READ_ALL),
     Case("teams-retrieve", "get", lambda w: f"{TEAMS}payments/", READ_ALL),
-    Case("teams-create", "post", lambda w: TEAMS, ADMIN_ONLY_CREATE, body=lambda w: {"name": "Research"},
-         verb="team.create", scope=WRITE),
-    Case("teams-update", "patch", lambda w: f"{TEAMS}payments/", ADMIN_ONLY,
-         body=lambda w: {"description": "Accounts payable."}, verb="team.update", scope=WRITE),
+    Case(
+        "teams-create",
+        "post",
+        lambda w: TEAMS,
+        ADMIN_ONLY_CREATE,
+        body=lambda w: {"name": "Research"},
+        verb="team.create",
+        scope=WRITE,
+    ),
+    Case(
+        "teams-update",
+        "patch",
+        lambda w: f"{TEAMS}payments/",
+        ADMIN_ONLY,
+        body=lambda w: {"description": "Accounts payable."},
+        verb="team.update",
+        scope=WRITE,
+    ),
     # workload identities
     Case("identities-list", "get", lambda w: IDENTITIES, READ_ALL),
     Case("identities-retrieve", "get", lambda w: f"{IDENTITIES}{w['identity'].pk}/", READ_OWN),
-    Case("identities-create", "post", lambda w: IDENTITIES, CREATE_FOR_OWN_AGENT,
-         body=lambda w: {"agent": "own", "type": "spiffe", "identifier": "spiffe://example.org/invoice"},
-         verb="workload_identity.add", scope=WRITE),
-    Case("identities-delete", "delete", lambda w: f"{IDENTITIES}{w['identity'].pk}/", DELETE_OWN,
-         verb="workload_identity.remove", scope=WRITE),
+    Case(
+        "identities-create",
+        "post",
+        lambda w: IDENTITIES,
+        CREATE_FOR_OWN_AGENT,
+        body=lambda w: {"agent": "own", "type": "spiffe", "identifier": "spiffe://example.org/invoice"},
+        verb="workload_identity.add",
+        scope=WRITE,
+    ),
+    Case(
+        "identities-delete",
+        "delete",
+        lambda w: f"{IDENTITIES}{w['identity'].pk}/",
+        DELETE_OWN,
+        verb="workload_identity.remove",
+        scope=WRITE,
+    ),
     # credentials
     Case("credentials-list", "get", lambda w: CREDENTIALS, READ_ALL),
     Case("credentials-retrieve", "get", lambda w: f"{CREDENTIALS}{w['credential'].pk}/", READ_OWN),
-    Case("credentials-create", "post", lambda w: CREDENTIALS, CREATE_FOR_OWN_AGENT,
-         body=lambda w: {"agent": "own", "kind": "api_key", "provider": "openai", "external_id": "key-123",
-                         "created_at": "2026-11-01T00:00:00Z", "fingerprint": "sha256:" + "ab" * 32},
-         verb="credential.record", scope=WRITE),
-    Case("credentials-rotate", "post", lambda w: f"{CREDENTIALS}{w['credential'].pk}/rotate/", CHANGE_OWN,
-         body=lambda w: {"rotated_at": "2026-11-14T12:00:00+01:00"}, verb="credential.rotate", scope=WRITE),
-    Case("credentials-revoke", "post", lambda w: f"{CREDENTIALS}{w['credential'].pk}/revoke/", CHANGE_OWN,
-         body=lambda w: {"reason": "Leaked in a log."}, verb="credential.revoke", scope=WRITE),
+    Case(
+        "credentials-create",
+        "post",
+        lambda w: CREDENTIALS,
+        CREATE_FOR_OWN_AGENT,
+        body=lambda w: {
+            "agent": "own",
+            "kind": "api_key",
+            "provider": "openai",
+            "external_id": "key-123",
+            "created_at": "2026-11-01T00:00:00Z",
+            "fingerprint": "sha256:" + "ab" * 32,
+        },
+        verb="credential.record",
+        scope=WRITE,
+    ),
+    Case(
+        "credentials-rotate",
+        "post",
+        lambda w: f"{CREDENTIALS}{w['credential'].pk}/rotate/",
+        CHANGE_OWN,
+        body=lambda w: {"rotated_at": "2026-11-14T12:00:00+01:00"},
+        verb="credential.rotate",
+        scope=WRITE,
+    ),
+    Case(
+        "credentials-revoke",
+        "post",
+        lambda w: f"{CREDENTIALS}{w['credential'].pk}/revoke/",
+        CHANGE_OWN,
+        body=lambda w: {"reason": "Leaked in a log."},
+        verb="credential.revoke",
+        scope=WRITE,
+    ),
     # tools
     Case("tools-list", "get", lambda w: TOOLS, READ_ALL),
     Case("tools-retrieve", "get", lambda w: f"{TOOLS}{w['tool'].pk}/", READ_OWN),
-    Case("tools-create", "post", lambda w: TOOLS, CREATE_FOR_OWN_AGENT,
-         body=lambda w: {"agent": "own", "name": "github", "transport": "http",
-                         "url": "https://api.githubcopilot.com/mcp/", "access_levels": ["read", "write"],
-                         "destination": "external"},
-         verb="tool.add", scope=WRITE),
-    Case("tools-update", "patch", lambda w: f"{TOOLS}{w['tool'].pk}/", CHANGE_OWN,
-         body=lambda w: {"access_levels": ["read", "execute"]}, verb="tool.update", scope=WRITE),
+    Case(
+        "tools-create",
+        "post",
+        lambda w: TOOLS,
+        CREATE_FOR_OWN_AGENT,
+        body=lambda w: {
+            "agent": "own",
+            "name": "github",
+            "transport": "http",
+            "url": "https://api.githubcopilot.com/mcp/",
+            "access_levels": ["read", "write"],
+            "destination": "external",
+        },
+        verb="tool.add",
+        scope=WRITE,
+    ),
+    Case(
+        "tools-update",
+        "patch",
+        lambda w: f"{TOOLS}{w['tool'].pk}/",
+        CHANGE_OWN,
+        body=lambda w: {"access_levels": ["read", "execute"]},
+        verb="tool.update",
+        scope=WRITE,
+    ),
     Case("tools-delete", "delete", lambda w: f"{TOOLS}{w['tool'].pk}/", DELETE_OWN, verb="tool.remove", scope=WRITE),
     # imports
     Case("imports-list", "get", lambda w: IMPORTS, READ_ALL),
-    Case("imports-create", "post", lambda w: IMPORTS, ADMIN_ONLY_CREATE,
-         body=lambda w: {"source": "aws-credential-report", "file": aws_upload(),
-                         "observed_at": "2026-11-15T06:00:00Z"},
-         verb="import.run", scope=IntegrationToken.Scope.IMPORTS_WRITE, format="multipart"),
-    Case("imports-create-mcp-config", "post", lambda w: IMPORTS, CREATE_FOR_OWN_AGENT,
-         body=lambda w: {"source": "mcp-config", "agent": "own", "file": mcp_upload()},
-         verb="import.run", scope=IntegrationToken.Scope.IMPORTS_WRITE, format="multipart"),
+    Case(
+        "imports-create",
+        "post",
+        lambda w: IMPORTS,
+        ADMIN_ONLY_CREATE,
+        body=lambda w: {"source": "aws-credential-report", "file": aws_upload(), "observed_at": "2026-11-15T06:00:00Z"},
+        verb="import.run",
+        scope=IntegrationToken.Scope.IMPORTS_WRITE,
+        format="multipart",
+    ),
+    Case(
+        "imports-create-mcp-config",
+        "post",
+        lambda w: IMPORTS,
+        CREATE_FOR_OWN_AGENT,
+        body=lambda w: {"source": "mcp-config", "agent": "own", "file": mcp_upload()},
+        verb="import.run",
+        scope=IntegrationToken.Scope.IMPORTS_WRITE,
+        format="multipart",
+    ),
 ]
 
 
@@ -193,8 +363,17 @@ WRITES = [
     ("post", TEAMS, lambda w: {"name": "Research"}),
     ("patch", f"{TEAMS}payments/", lambda w: {"description": "x"}),
     ("post", IDENTITIES, lambda w: {"agent": "own", "type": "spiffe", "identifier": "spiffe://example.org/x"}),
-    ("post", CREDENTIALS, lambda w: {"agent": "own", "kind": "api_key", "provider": "openai", "external_id": "k",
-                                     "created_at": "2026-11-01T00:00:00Z"}),
+    (
+        "post",
+        CREDENTIALS,
+        lambda w: {
+            "agent": "own",
+            "kind": "api_key",
+            "provider": "openai",
+            "external_id": "k",
+            "created_at": "2026-11-01T00:00:00Z",
+        },
+    ),
     ("post", "credential-rotate", lambda w: {}),
     ("post", "credential-revoke", lambda w: {"reason": "x"}),
     ("post", TOOLS, lambda w: {"agent": "own", "name": "fetch", "transport": "stdio", "command": "uvx"}),
@@ -224,25 +403,40 @@ def test_unknown_field_is_refused_and_named(method, url, body, world):
 @pytest.mark.django_db
 def test_unknown_field_is_refused_on_import(world):
     client = session_client(world["people"]["admin"])
-    response = client.post(IMPORTS, {"source": "aws-credential-report", "file": aws_upload(), "dry_run": "1"},
-                           format="multipart")
+    response = client.post(
+        IMPORTS, {"source": "aws-credential-report", "file": aws_upload(), "dry_run": "1"}, format="multipart"
+    )
     assert response.status_code == 400
     assert "dry_run" in response.data
     assert not ImportRun.objects.exists()
 
 
 @pytest.mark.django_db
-@pytest.mark.parametrize(("method", "url", "body", "field"), [
-    ("post", AGENTS, {"name": "New", "kind": "assistant", "state": "active"}, "state"),
-    ("post", AGENTS, {"name": "New", "kind": "assistant", "id": 7}, "id"),
-    ("patch", f"{AGENTS}own/", {"state": "decommissioned"}, "state"),
-    ("patch", f"{AGENTS}own/", {"owner": "oscar.owner"}, "owner"),
-    ("patch", f"{AGENTS}own/", {"slug": "renamed"}, "slug"),
-    ("post", CREDENTIALS, {"agent": "own", "kind": "api_key", "provider": "openai", "external_id": "k",
-                           "created_at": "2026-11-01T00:00:00Z", "status": "inactive"}, "status"),
-    ("patch", "tool", {"agent": "others"}, "agent"),
-    ("post", "credential-revoke", {"reason": "x", "status": "revoked"}, "status"),
-])
+@pytest.mark.parametrize(
+    ("method", "url", "body", "field"),
+    [
+        ("post", AGENTS, {"name": "New", "kind": "assistant", "state": "active"}, "state"),
+        ("post", AGENTS, {"name": "New", "kind": "assistant", "id": 7}, "id"),
+        ("patch", f"{AGENTS}own/", {"state": "decommissioned"}, "state"),
+        ("patch", f"{AGENTS}own/", {"owner": "oscar.owner"}, "owner"),
+        ("patch", f"{AGENTS}own/", {"slug": "renamed"}, "slug"),
+        (
+            "post",
+            CREDENTIALS,
+            {
+                "agent": "own",
+                "kind": "api_key",
+                "provider": "openai",
+                "external_id": "k",
+                "created_at": "2026-11-01T00:00:00Z",
+                "status": "inactive",
+            },
+            "status",
+        ),
+        ("patch", "tool", {"agent": "others"}, "agent"),
+        ("post", "credential-revoke", {"reason": "x", "status": "revoked"}, "status"),
+    ],
+)
 def test_read_only_field_sent_on_write_is_refused(method, url, body, field, world):
     client = session_client(world["people"]["admin"])
     before = AuditEvent.objects.count()
@@ -253,13 +447,35 @@ def test_read_only_field_sent_on_write_is_refused(method, url, body, field, worl
 
 
 @pytest.mark.django_db
-@pytest.mark.parametrize(("url", "body", "field"), [
-    (CREDENTIALS, {"agent": "own", "kind": "api_key", "provider": "openai", "external_id": "k",
-                   "created_at": "2026-11-30T10:00:00"}, "created_at"),
-    (CREDENTIALS, {"agent": "own", "kind": "api_key", "provider": "openai", "external_id": "k",
-                   "created_at": "2026-11-01T00:00:00Z", "expires_at": "2027-01-01"}, "expires_at"),
-    ("credential-rotate", {"rotated_at": "2026-11-14T10:00:00"}, "rotated_at"),
-])
+@pytest.mark.parametrize(
+    ("url", "body", "field"),
+    [
+        (
+            CREDENTIALS,
+            {
+                "agent": "own",
+                "kind": "api_key",
+                "provider": "openai",
+                "external_id": "k",
+                "created_at": "2026-11-30T10:00:00",
+            },
+            "created_at",
+        ),
+        (
+            CREDENTIALS,
+            {
+                "agent": "own",
+                "kind": "api_key",
+                "provider": "openai",
+                "external_id": "k",
+                "created_at": "2026-11-01T00:00:00Z",
+                "expires_at": "2027-01-01",
+            },
+            "expires_at",
+        ),
+        ("credential-rotate", {"rotated_at": "2026-11-14T10:00:00"}, "rotated_at"),
+    ],
+)
 def test_datetime_without_utc_offset_is_refused(url, body, field, world):
     client = session_client(world["people"]["admin"])
     before = (Credential.objects.count(), AuditEvent.objects.count())
@@ -272,8 +488,11 @@ def test_datetime_without_utc_offset_is_refused(url, body, field, world):
 @pytest.mark.django_db
 def test_import_observed_at_without_offset_is_refused(world):
     client = session_client(world["people"]["admin"])
-    response = client.post(IMPORTS, {"source": "aws-credential-report", "file": aws_upload(),
-                                     "observed_at": "2026-11-15T06:00:00"}, format="multipart")
+    response = client.post(
+        IMPORTS,
+        {"source": "aws-credential-report", "file": aws_upload(), "observed_at": "2026-11-15T06:00:00"},
+        format="multipart",
+    )
     assert response.status_code == 400
     assert "Include a UTC offset" in str(response.data["observed_at"][0])
     assert not ImportRun.objects.exists()
@@ -283,8 +502,17 @@ def test_import_observed_at_without_offset_is_refused(world):
 def test_datetime_with_offset_is_stored_in_utc_and_rendered_in_utc(world):
     client = session_client(world["people"]["owner"])
     client.cookies["tz"] = "Europe/Paris"
-    response = client.post(CREDENTIALS, {"agent": "own", "kind": "api_key", "provider": "openai", "external_id": "k",
-                                         "created_at": "2026-11-01T10:00:00+02:00"}, format="json")
+    response = client.post(
+        CREDENTIALS,
+        {
+            "agent": "own",
+            "kind": "api_key",
+            "provider": "openai",
+            "external_id": "k",
+            "created_at": "2026-11-01T10:00:00+02:00",
+        },
+        format="json",
+    )
     assert response.status_code == 201, response.data
     assert Credential.objects.get(external_id="k").created_at == datetime(2026, 11, 1, 8, tzinfo=UTC)
     assert response.data["created_at"] == "2026-11-01T08:00:00Z"
@@ -305,12 +533,22 @@ def test_put_is_not_offered(world):
 @pytest.mark.django_db
 def test_bad_choice_and_unknown_reference_are_field_errors(world):
     client = session_client(world["people"]["admin"])
-    response = client.post(AGENTS, {"name": "New", "kind": "robot", "team": "nope", "data_classes": ["gold"]},
-                           format="json")
+    response = client.post(
+        AGENTS, {"name": "New", "kind": "robot", "team": "nope", "data_classes": ["gold"]}, format="json"
+    )
     assert response.status_code == 400
     assert set(response.data) == {"kind", "team", "data_classes"}
-    response = client.post(CREDENTIALS, {"agent": "ghost", "kind": "api_key", "provider": "p", "external_id": "k",
-                                         "created_at": "2026-11-01T00:00:00Z"}, format="json")
+    response = client.post(
+        CREDENTIALS,
+        {
+            "agent": "ghost",
+            "kind": "api_key",
+            "provider": "p",
+            "external_id": "k",
+            "created_at": "2026-11-01T00:00:00Z",
+        },
+        format="json",
+    )
     assert response.status_code == 400 and "agent" in response.data
 
 
@@ -329,8 +567,7 @@ def test_state_conflict_is_409_and_writes_nothing(world):
 
 @pytest.mark.django_db
 def test_service_validation_error_is_field_keyed_400(world):
-    response = session_client(world["people"]["owner"]).post(f"{AGENTS}own/suspend/", {"reason": "  "},
-                                                              format="json")
+    response = session_client(world["people"]["owner"]).post(f"{AGENTS}own/suspend/", {"reason": "  "}, format="json")
     assert response.status_code == 400
     assert "reason" in response.data
     assert Agent.objects.get(slug="own").state == Agent.State.ACTIVE
@@ -347,21 +584,22 @@ def test_activate_needs_an_owner(world):
 @pytest.mark.django_db
 def test_assign_owner_sets_and_clears_backup_owner(world, auditor):
     client = session_client(world["people"]["admin"])
-    response = client.post(f"{AGENTS}own/assign-owner/", {"owner": "olivia.owner", "backup_owner": "oscar.owner"},
-                           format="json")
+    response = client.post(
+        f"{AGENTS}own/assign-owner/", {"owner": "olivia.owner", "backup_owner": "oscar.owner"}, format="json"
+    )
     assert response.status_code == 200, response.data
     assert (response.data["owner"], response.data["backup_owner"]) == ("olivia.owner", "oscar.owner")
     response = client.post(f"{AGENTS}own/assign-owner/", {"owner": "olivia.owner"}, format="json")
     assert response.data["backup_owner"] == "oscar.owner"
-    response = client.post(f"{AGENTS}own/assign-owner/", {"owner": "olivia.owner", "backup_owner": None},
-                           format="json")
+    response = client.post(f"{AGENTS}own/assign-owner/", {"owner": "olivia.owner", "backup_owner": None}, format="json")
     assert response.data["backup_owner"] is None
 
 
 @pytest.mark.django_db
 def test_register_defaults_owner_to_caller_and_shows_allowed_actions(world):
-    response = session_client(world["people"]["owner"]).post(AGENTS, {"name": "Ticket triage", "kind": "assistant"},
-                                                              format="json")
+    response = session_client(world["people"]["owner"]).post(
+        AGENTS, {"name": "Ticket triage", "kind": "assistant"}, format="json"
+    )
     assert response.status_code == 201
     assert response.data["owner"] == "olivia.owner"
     assert response.data["state"] == "proposed"
@@ -395,18 +633,33 @@ def test_owner_lists_only_their_agents_and_their_objects(world):
 
 
 @pytest.mark.django_db
-@pytest.mark.parametrize(("url", "query"), [
-    (AGENTS, "colour=blue"), (AGENTS, "state=dreaming"), (AGENTS, "owner=nobody"), (AGENTS, "ordering=height"),
-    (AGENTS, "risk_tier=extreme"), (AGENTS, "team=no-such-team"),
-    (TEAMS, "colour=blue"),
-    (IDENTITIES, "colour=blue"), (IDENTITIES, "type=passport"),
-    (CREDENTIALS, "colour=blue"), (CREDENTIALS, "status=lost"), (CREDENTIALS, "kind=password"),
-    (CREDENTIALS, "ordering=colour"),
-    (TOOLS, "colour=blue"), (TOOLS, "transport=pigeon"), (TOOLS, "destination=moon"),
-    (IMPORTS, "colour=blue"), (IMPORTS, "source=excel"),
-    (IDENTITIES, "agent=no-such-agent"), (CREDENTIALS, "agent=no-such-agent"), (TOOLS, "agent=no-such-agent"),
-    (IMPORTS, "agent=no-such-agent"),
-])
+@pytest.mark.parametrize(
+    ("url", "query"),
+    [
+        (AGENTS, "colour=blue"),
+        (AGENTS, "state=dreaming"),
+        (AGENTS, "owner=nobody"),
+        (AGENTS, "ordering=height"),
+        (AGENTS, "risk_tier=extreme"),
+        (AGENTS, "team=no-such-team"),
+        (TEAMS, "colour=blue"),
+        (IDENTITIES, "colour=blue"),
+        (IDENTITIES, "type=passport"),
+        (CREDENTIALS, "colour=blue"),
+        (CREDENTIALS, "status=lost"),
+        (CREDENTIALS, "kind=password"),
+        (CREDENTIALS, "ordering=colour"),
+        (TOOLS, "colour=blue"),
+        (TOOLS, "transport=pigeon"),
+        (TOOLS, "destination=moon"),
+        (IMPORTS, "colour=blue"),
+        (IMPORTS, "source=excel"),
+        (IDENTITIES, "agent=no-such-agent"),
+        (CREDENTIALS, "agent=no-such-agent"),
+        (TOOLS, "agent=no-such-agent"),
+        (IMPORTS, "agent=no-such-agent"),
+    ],
+)
 def test_unknown_filter_or_value_is_400(url, query, world):
     response = session_client(world["people"]["admin"]).get(f"{url}?{query}")
     assert response.status_code == 400, response.data
@@ -464,20 +717,31 @@ def make_teams(owner, n):
 def make_imports(owner, n):
     agent = AgentFactory(owner=owner)
     for i in range(n):
-        ImportRun.objects.create(source="mcp-config", filename=f"{i}.json", sha256=f"{i:064x}",
-                                 created_at=datetime(2026, 11, 15, tzinfo=UTC), actor_label="test", agent=agent,
-                                 summary={"tools": 1})
+        ImportRun.objects.create(
+            source="mcp-config",
+            filename=f"{i}.json",
+            sha256=f"{i:064x}",
+            created_at=datetime(2026, 11, 15, tzinfo=UTC),
+            actor_label="test",
+            agent=agent,
+            summary={"tools": 1},
+        )
 
 
 @pytest.mark.django_db
-@pytest.mark.parametrize(("url", "make", "role"), [
-    (AGENTS, make_agents, "owner"), (AGENTS, make_agents, "admin"),
-    (TEAMS, make_teams, "owner"),
-    (IDENTITIES, make_identities, "owner"),
-    (CREDENTIALS, make_credentials, "owner"), (CREDENTIALS, make_credentials, "admin"),
-    (TOOLS, make_tools, "owner"),
-    (IMPORTS, make_imports, "admin"),
-])
+@pytest.mark.parametrize(
+    ("url", "make", "role"),
+    [
+        (AGENTS, make_agents, "owner"),
+        (AGENTS, make_agents, "admin"),
+        (TEAMS, make_teams, "owner"),
+        (IDENTITIES, make_identities, "owner"),
+        (CREDENTIALS, make_credentials, "owner"),
+        (CREDENTIALS, make_credentials, "admin"),
+        (TOOLS, make_tools, "owner"),
+        (IMPORTS, make_imports, "admin"),
+    ],
+)
 def test_list_query_count_does_not_grow_with_rows(url, make, role, owner, admin_user, frozen_now):
     client = session_client({"owner": owner, "admin": admin_user}[role])
     make(owner, 2)
@@ -505,8 +769,11 @@ def test_token_list_query_count_does_not_grow(owner, frozen_now):
 @pytest.mark.django_db
 def test_import_aws_report_then_list_it(world):
     client = session_client(world["people"]["admin"])
-    response = client.post(IMPORTS, {"source": "aws-credential-report", "file": aws_upload(),
-                                     "observed_at": "2026-11-15T06:00:00Z"}, format="multipart")
+    response = client.post(
+        IMPORTS,
+        {"source": "aws-credential-report", "file": aws_upload(), "observed_at": "2026-11-15T06:00:00Z"},
+        format="multipart",
+    )
     assert response.status_code == 201, response.data
     assert response.data["source"] == "aws-credential-report"
     assert response.data["filename"] == "credential-report.csv"
@@ -521,8 +788,11 @@ def test_malformed_import_is_400_naming_the_line_and_writes_nothing(world):
     client = session_client(world["people"]["admin"])
     bad = AWS_REPORT.replace(b"2026-11-01T10:00:00+00:00", b"yesterday")
     counts = (Agent.objects.count(), Credential.objects.count(), AuditEvent.objects.count())
-    response = client.post(IMPORTS, {"source": "aws-credential-report", "file": aws_upload(bad),
-                                     "observed_at": "2026-11-15T06:00:00Z"}, format="multipart")
+    response = client.post(
+        IMPORTS,
+        {"source": "aws-credential-report", "file": aws_upload(bad), "observed_at": "2026-11-15T06:00:00Z"},
+        format="multipart",
+    )
     assert response.status_code == 400
     assert "line 2" in str(response.data["file"][0])
     assert (Agent.objects.count(), Credential.objects.count(), AuditEvent.objects.count()) == counts
@@ -532,8 +802,7 @@ def test_malformed_import_is_400_naming_the_line_and_writes_nothing(world):
 @pytest.mark.django_db
 def test_mcp_import_for_an_agent(world):
     client = session_client(world["people"]["admin"])
-    response = client.post(IMPORTS, {"source": "mcp-config", "agent": "own", "file": mcp_upload()},
-                           format="multipart")
+    response = client.post(IMPORTS, {"source": "mcp-config", "agent": "own", "file": mcp_upload()}, format="multipart")
     assert response.status_code == 201, response.data
     assert response.data["agent"] == "own"
     assert Tool.objects.filter(agent=world["own"], name="fetch").exists()
@@ -542,14 +811,17 @@ def test_mcp_import_for_an_agent(world):
 @pytest.mark.django_db
 def test_owner_imports_into_own_agent_and_sees_only_those_runs(world):
     owner_client = session_client(world["people"]["owner"])
-    response = owner_client.post(IMPORTS, {"source": "mcp-config", "agent": "own", "file": mcp_upload()},
-                                 format="multipart")
+    response = owner_client.post(
+        IMPORTS, {"source": "mcp-config", "agent": "own", "file": mcp_upload()}, format="multipart"
+    )
     assert response.status_code == 201, response.data
-    refused = owner_client.post(IMPORTS, {"source": "mcp-config", "agent": "others", "file": mcp_upload()},
-                                format="multipart")
+    refused = owner_client.post(
+        IMPORTS, {"source": "mcp-config", "agent": "others", "file": mcp_upload()}, format="multipart"
+    )
     assert refused.status_code == 403
     admin_import = session_client(world["people"]["admin"]).post(
-        IMPORTS, {"source": "aws-credential-report", "file": aws_upload(), "observed_at": "2026-11-15T06:00:00Z"},
+        IMPORTS,
+        {"source": "aws-credential-report", "file": aws_upload(), "observed_at": "2026-11-15T06:00:00Z"},
         format="multipart",
     )
     assert admin_import.status_code == 201, admin_import.data
@@ -572,8 +844,9 @@ def test_identity_taken_by_another_agent_is_400(world):
 @pytest.mark.django_db
 def test_write_carries_the_request_id_into_its_audit_event(world):
     client = session_client(world["people"]["owner"])
-    response = client.post(f"{AGENTS}own/suspend/", {"reason": "Runtime alarm."}, format="json",
-                           HTTP_X_REQUEST_ID="req-4711")
+    response = client.post(
+        f"{AGENTS}own/suspend/", {"reason": "Runtime alarm."}, format="json", HTTP_X_REQUEST_ID="req-4711"
+    )
     assert response.status_code == 200
     assert response["X-Request-ID"] == "req-4711"
     assert AuditEvent.objects.get(verb="agent.suspend").request_id == "req-4711"
@@ -596,13 +869,16 @@ def test_admin_sets_risk_tier_with_a_reason_in_the_audit_trail(world):
 
 
 @pytest.mark.django_db
-@pytest.mark.parametrize(("body", "field"), [
-    ({"risk_tier": "unassessed", "reason": "Start over."}, "risk_tier"),
-    ({"risk_tier": "extreme", "reason": "x"}, "risk_tier"),
-    ({"risk_tier": "high", "reason": "  "}, "reason"),
-    ({"risk_tier": "high"}, "reason"),
-    ({"risk_tier": "high", "reason": "x", "state": "active"}, "state"),
-])
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"risk_tier": "unassessed", "reason": "Start over."}, "risk_tier"),
+        ({"risk_tier": "extreme", "reason": "x"}, "risk_tier"),
+        ({"risk_tier": "high", "reason": "  "}, "reason"),
+        ({"risk_tier": "high"}, "reason"),
+        ({"risk_tier": "high", "reason": "x", "state": "active"}, "state"),
+    ],
+)
 def test_set_risk_tier_refuses_bad_input_and_writes_nothing(body, field, world):
     before = AuditEvent.objects.count()
     response = session_client(world["people"]["admin"]).post(f"{AGENTS}own/set-risk-tier/", body, format="json")
@@ -625,16 +901,19 @@ def test_set_risk_tier_of_a_decommissioned_agent_is_409(world):
 def test_registration_with_a_risk_tier(world):
     owner_client = session_client(world["people"]["owner"])
     before = (Agent.objects.count(), AuditEvent.objects.count())
-    refused = owner_client.post(AGENTS, {"name": "Payments bot", "kind": "assistant", "risk_tier": "low"},
-                                format="json")
+    refused = owner_client.post(
+        AGENTS, {"name": "Payments bot", "kind": "assistant", "risk_tier": "low"}, format="json"
+    )
     assert refused.status_code == 403
     assert "risk tier" in str(refused.data["detail"])
     assert (Agent.objects.count(), AuditEvent.objects.count()) == before
-    unassessed = owner_client.post(AGENTS, {"name": "Payments bot", "kind": "assistant",
-                                            "risk_tier": "unassessed"}, format="json")
+    unassessed = owner_client.post(
+        AGENTS, {"name": "Payments bot", "kind": "assistant", "risk_tier": "unassessed"}, format="json"
+    )
     assert unassessed.status_code == 201 and unassessed.data["risk_tier"] == "unassessed"
     response = session_client(world["people"]["admin"]).post(
-        AGENTS, {"name": "Payments bot", "kind": "assistant", "risk_tier": "high", "owner": "olivia.owner"},
+        AGENTS,
+        {"name": "Payments bot", "kind": "assistant", "risk_tier": "high", "owner": "olivia.owner"},
         format="json",
     )
     assert response.status_code == 201, response.data
@@ -645,14 +924,20 @@ def test_registration_with_a_risk_tier(world):
 
 
 @pytest.mark.django_db
-@pytest.mark.parametrize(("url", "body", "field"), [
-    (f"{AGENTS}own/assign-owner/", {"owner": "aude.auditor"}, "owner"),
-    (f"{AGENTS}own/assign-owner/", {"owner": "olivia.owner", "backup_owner": "aude.auditor"}, "backup_owner"),
-    (f"{AGENTS}own/assign-owner/", {"owner": "dora.departed"}, "owner"),
-    (AGENTS, {"name": "Audit bot", "kind": "assistant", "owner": "aude.auditor"}, "owner"),
-    (AGENTS, {"name": "Audit bot", "kind": "assistant", "owner": "olivia.owner", "backup_owner": "aude.auditor"},
-     "backup_owner"),
-])
+@pytest.mark.parametrize(
+    ("url", "body", "field"),
+    [
+        (f"{AGENTS}own/assign-owner/", {"owner": "aude.auditor"}, "owner"),
+        (f"{AGENTS}own/assign-owner/", {"owner": "olivia.owner", "backup_owner": "aude.auditor"}, "backup_owner"),
+        (f"{AGENTS}own/assign-owner/", {"owner": "dora.departed"}, "owner"),
+        (AGENTS, {"name": "Audit bot", "kind": "assistant", "owner": "aude.auditor"}, "owner"),
+        (
+            AGENTS,
+            {"name": "Audit bot", "kind": "assistant", "owner": "olivia.owner", "backup_owner": "aude.auditor"},
+            "backup_owner",
+        ),
+    ],
+)
 def test_auditors_and_inactive_people_never_own_agents(url, body, field, world):
     before = (Agent.objects.count(), AuditEvent.objects.count())
     response = session_client(world["people"]["admin"]).post(url, body, format="json")
@@ -694,14 +979,17 @@ def test_owner_hands_their_agent_to_an_iam_admin(world):
 
 
 @pytest.mark.django_db
-@pytest.mark.parametrize(("url", "query", "expected"), [
-    (AGENTS, "owner=oscar.owner%20", {"others", "backed-up"}),
-    (AGENTS, "owner=%20oscar.owner%09", {"others", "backed-up"}),
-    (AGENTS, "team=payments%20", {"own", "others"}),
-    (CREDENTIALS, "agent=%20own%20", {"own"}),
-    (TOOLS, "agent=own%20", {"own"}),
-    (IDENTITIES, "agent=own%20", {"own"}),
-])
+@pytest.mark.parametrize(
+    ("url", "query", "expected"),
+    [
+        (AGENTS, "owner=oscar.owner%20", {"others", "backed-up"}),
+        (AGENTS, "owner=%20oscar.owner%09", {"others", "backed-up"}),
+        (AGENTS, "team=payments%20", {"own", "others"}),
+        (CREDENTIALS, "agent=%20own%20", {"own"}),
+        (TOOLS, "agent=own%20", {"own"}),
+        (IDENTITIES, "agent=own%20", {"own"}),
+    ],
+)
 def test_reference_filters_ignore_surrounding_whitespace(url, query, expected, world):
     response = session_client(world["people"]["admin"]).get(f"{url}?{query}")
     assert response.status_code == 200, response.data
@@ -828,31 +1116,64 @@ def test_import_without_the_trailing_slash(world):
 
 # --- JSON types are not coerced -------------------------------------------------------------
 
-NEW_CREDENTIAL = {"agent": "own", "kind": "api_key", "provider": "openai", "external_id": "k-typed",
-                  "created_at": "2026-11-01T00:00:00Z"}
+NEW_CREDENTIAL = {
+    "agent": "own",
+    "kind": "api_key",
+    "provider": "openai",
+    "external_id": "k-typed",
+    "created_at": "2026-11-01T00:00:00Z",
+}
 
 
 @pytest.mark.django_db
-@pytest.mark.parametrize(("method", "url", "body", "field", "message"), [
-    ("post", AGENTS, {"name": 123, "kind": "assistant"}, "name", "Must be a JSON string, not a number."),
-    ("post", AGENTS, {"name": "New", "kind": True}, "kind", "Must be a JSON string, not true or false."),
-    ("post", AGENTS, {"name": "New", "kind": "assistant", "owner": 7}, "owner", "Must be a JSON string"),
-    ("post", AGENTS, {"name": ["New"], "kind": "assistant"}, "name", "Must be a JSON string, not an array."),
-    ("patch", f"{AGENTS}own/", {"purpose": 42}, "purpose", "Must be a JSON string, not a number."),
-    ("post", CREDENTIALS, {**NEW_CREDENTIAL, "rotation_period_days": "30"}, "rotation_period_days",
-     "Must be a JSON integer, not a string."),
-    ("post", CREDENTIALS, {**NEW_CREDENTIAL, "rotation_period_days": 30.0}, "rotation_period_days",
-     "Must be a JSON integer, not a number."),
-    ("post", CREDENTIALS, {**NEW_CREDENTIAL, "rotation_period_days": True}, "rotation_period_days",
-     "Must be a JSON integer, not true or false."),
-    ("post", CREDENTIALS, {**NEW_CREDENTIAL, "ephemeral": "yes"}, "ephemeral",
-     "Must be true or false, not a string."),
-    ("post", CREDENTIALS, {**NEW_CREDENTIAL, "usage_tracked": 1}, "usage_tracked",
-     "Must be true or false, not a number."),
-    ("post", CREDENTIALS, {**NEW_CREDENTIAL, "external_id": 99}, "external_id", "Must be a JSON string"),
-    ("post", "credential-revoke", {"reason": False}, "reason", "Must be a JSON string, not true or false."),
-    ("post", TEAMS, {"name": {"en": "Research"}}, "name", "Must be a JSON string, not an object."),
-])
+@pytest.mark.parametrize(
+    ("method", "url", "body", "field", "message"),
+    [
+        ("post", AGENTS, {"name": 123, "kind": "assistant"}, "name", "Must be a JSON string, not a number."),
+        ("post", AGENTS, {"name": "New", "kind": True}, "kind", "Must be a JSON string, not true or false."),
+        ("post", AGENTS, {"name": "New", "kind": "assistant", "owner": 7}, "owner", "Must be a JSON string"),
+        ("post", AGENTS, {"name": ["New"], "kind": "assistant"}, "name", "Must be a JSON string, not an array."),
+        ("patch", f"{AGENTS}own/", {"purpose": 42}, "purpose", "Must be a JSON string, not a number."),
+        (
+            "post",
+            CREDENTIALS,
+            {**NEW_CREDENTIAL, "rotation_period_days": "30"},
+            "rotation_period_days",
+            "Must be a JSON integer, not a string.",
+        ),
+        (
+            "post",
+            CREDENTIALS,
+            {**NEW_CREDENTIAL, "rotation_period_days": 30.0},
+            "rotation_period_days",
+            "Must be a JSON integer, not a number.",
+        ),
+        (
+            "post",
+            CREDENTIALS,
+            {**NEW_CREDENTIAL, "rotation_period_days": True},
+            "rotation_period_days",
+            "Must be a JSON integer, not true or false.",
+        ),
+        (
+            "post",
+            CREDENTIALS,
+            {**NEW_CREDENTIAL, "ephemeral": "yes"},
+            "ephemeral",
+            "Must be true or false, not a string.",
+        ),
+        (
+            "post",
+            CREDENTIALS,
+            {**NEW_CREDENTIAL, "usage_tracked": 1},
+            "usage_tracked",
+            "Must be true or false, not a number.",
+        ),
+        ("post", CREDENTIALS, {**NEW_CREDENTIAL, "external_id": 99}, "external_id", "Must be a JSON string"),
+        ("post", "credential-revoke", {"reason": False}, "reason", "Must be a JSON string, not true or false."),
+        ("post", TEAMS, {"name": {"en": "Research"}}, "name", "Must be a JSON string, not an object."),
+    ],
+)
 def test_wrong_json_type_is_a_field_error_and_writes_nothing(method, url, body, field, message, world):
     client = session_client(world["people"]["admin"])
     before = (AuditEvent.objects.count(), Agent.objects.count(), Credential.objects.count())
@@ -863,11 +1184,18 @@ def test_wrong_json_type_is_a_field_error_and_writes_nothing(method, url, body, 
 
 
 @pytest.mark.django_db
-@pytest.mark.parametrize(("method", "url", "body", "field"), [
-    ("post", TOOLS, {"agent": "own", "name": "fetch", "transport": "stdio", "command": "uvx", "args": ["-p", 8080]},
-     "args"),
-    ("patch", f"{AGENTS}own/", {"data_classes": ["payment", 3]}, "data_classes"),
-])
+@pytest.mark.parametrize(
+    ("method", "url", "body", "field"),
+    [
+        (
+            "post",
+            TOOLS,
+            {"agent": "own", "name": "fetch", "transport": "stdio", "command": "uvx", "args": ["-p", 8080]},
+            "args",
+        ),
+        ("patch", f"{AGENTS}own/", {"data_classes": ["payment", 3]}, "data_classes"),
+    ],
+)
 def test_wrong_json_type_in_a_list_names_the_item(method, url, body, field, world):
     response = getattr(session_client(world["people"]["admin"]), method)(url, body, format="json")
     assert response.status_code == 400

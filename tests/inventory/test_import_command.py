@@ -38,8 +38,9 @@ def test_raw_csv_needs_observed_at():
         run("aws-credential-report", str(FIXTURES / "credential-report.csv"))
     assert Agent.objects.count() == 0
 
-    out = run("aws-credential-report", str(FIXTURES / "credential-report.csv"), "--observed-at",
-              "2026-11-15T06:00:00+00:00")
+    out = run(
+        "aws-credential-report", str(FIXTURES / "credential-report.csv"), "--observed-at", "2026-11-15T06:00:00+00:00"
+    )
     assert "agents created: 6" in out
     assert set(Credential.objects.values_list("observed_at", flat=True)) == {ImportRun.objects.get().observed_at}
 
@@ -55,8 +56,9 @@ def test_observed_at_must_parse_and_carry_an_offset():
 
 def test_mcp_config_for_an_agent(owner):
     AgentFactory(slug="support-triage", owner=owner)
-    out = run("mcp-config", str(FIXTURES / "claude_desktop_config.json"), "--agent", "support-triage",
-              "--as", owner.username)
+    out = run(
+        "mcp-config", str(FIXTURES / "claude_desktop_config.json"), "--agent", "support-triage", "--as", owner.username
+    )
 
     assert "tools created: 3" in out and "secret findings opened: 1" in out
     assert Tool.objects.count() == 3
@@ -116,10 +118,20 @@ def test_options_that_do_not_apply_are_refused_and_nothing_is_written(owner):
     with pytest.raises(CommandError, match="agent: The agent applies only to an MCP client configuration"):
         run("aws-credential-report", str(FIXTURES / "get-credential-report.json"), "--agent", "support-triage")
     with pytest.raises(CommandError, match="observed_at: Observed at applies only to an AWS credential report"):
-        run("mcp-config", str(FIXTURES / "claude_desktop_config.json"), "--agent", "support-triage",
-            "--observed-at", "2026-11-15T06:00:00+00:00")
-    assert (ImportRun.objects.count(), Tool.objects.count(), Credential.objects.count(), AuditEvent.objects.count()) \
-        == (0, 0, 0, 0)
+        run(
+            "mcp-config",
+            str(FIXTURES / "claude_desktop_config.json"),
+            "--agent",
+            "support-triage",
+            "--observed-at",
+            "2026-11-15T06:00:00+00:00",
+        )
+    assert (
+        ImportRun.objects.count(),
+        Tool.objects.count(),
+        Credential.objects.count(),
+        AuditEvent.objects.count(),
+    ) == (0, 0, 0, 0)
 
 
 def test_a_garbage_file_is_told_it_is_not_a_report_before_observed_at_is_asked_for(tmp_path):

@@ -31,8 +31,14 @@ MCP = "mcp-config"
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("frozen_now")]
 
-AGENT_SLUGS = {"svc-invoice-agent", "svc-ticket-triage", "svc-code-review-bot", "svc-report-builder", "ci-deployer",
-               "legacy-etl"}
+AGENT_SLUGS = {
+    "svc-invoice-agent",
+    "svc-ticket-triage",
+    "svc-code-review-bot",
+    "svc-report-builder",
+    "ci-deployer",
+    "legacy-etl",
+}
 # (agent slug, slot) → (kind, status)
 CREDENTIALS = {
     ("svc-invoice-agent", "access_key_1"): ("access_key", "active"),
@@ -54,25 +60,55 @@ def aws_import(actor, content=REPORT_JSON, filename="get-credential-report.json"
 
 def row_counts() -> dict[str, int]:
     return {
-        "agents": Agent.objects.count(), "identities": WorkloadIdentity.objects.count(),
-        "credentials": Credential.objects.count(), "tools": Tool.objects.count(),
-        "findings": Finding.objects.count(), "audit_events": AuditEvent.objects.count(),
+        "agents": Agent.objects.count(),
+        "identities": WorkloadIdentity.objects.count(),
+        "credentials": Credential.objects.count(),
+        "tools": Tool.objects.count(),
+        "findings": Finding.objects.count(),
+        "audit_events": AuditEvent.objects.count(),
         "import_runs": ImportRun.objects.count(),
     }
 
 
 def inventory_state() -> list[tuple]:
     """Every inventory row's content (not ids), to compare two imports or one import before and after."""
-    agents = [(a.slug, a.name, a.kind, a.platform, a.state, a.owner_id, a.source, a.external_ref, a.updated_at)
-              for a in Agent.objects.order_by("slug")]
+    agents = [
+        (a.slug, a.name, a.kind, a.platform, a.state, a.owner_id, a.source, a.external_ref, a.updated_at)
+        for a in Agent.objects.order_by("slug")
+    ]
     identities = [(i.agent.slug, i.type, i.identifier) for i in WorkloadIdentity.objects.order_by("identifier")]
     credentials = [
-        (c.agent.slug, c.external_id, c.kind, c.status, c.created_at, c.last_rotated_at, c.last_used_at,
-         c.usage_tracked, c.observed_at, c.status_changed_at, c.recorded_at)
+        (
+            c.agent.slug,
+            c.external_id,
+            c.kind,
+            c.status,
+            c.created_at,
+            c.last_rotated_at,
+            c.last_used_at,
+            c.usage_tracked,
+            c.observed_at,
+            c.status_changed_at,
+            c.recorded_at,
+        )
         for c in Credential.objects.select_related("agent").order_by("external_id")
     ]
-    tools = [(t.agent_id, t.name, t.transport, t.command, t.args, t.url, t.env_keys, t.access_levels, t.destination,
-              t.source, t.updated_at) for t in Tool.objects.order_by("agent_id", "name")]
+    tools = [
+        (
+            t.agent_id,
+            t.name,
+            t.transport,
+            t.command,
+            t.args,
+            t.url,
+            t.env_keys,
+            t.access_levels,
+            t.destination,
+            t.source,
+            t.updated_at,
+        )
+        for t in Tool.objects.order_by("agent_id", "name")
+    ]
     findings = [(f.kind, f.subject_label, f.status, f.evidence) for f in Finding.objects.order_by("id")]
     return [agents, identities, credentials, tools, findings]
 
@@ -280,8 +316,9 @@ def test_newer_report_updates_rotates_and_revokes_and_older_never_goes_back(admi
     assert open_findings("unrotated_credential").filter(subject_id=key2.pk).exists()
 
     frozen_now.move_to(T0 + timedelta(days=2))
-    newer = edit_csv("ci-deployer", access_key_2_last_rotated="2026-11-16T00:00:00+00:00",
-                     access_key_2_last_used_date="N/A")
+    newer = edit_csv(
+        "ci-deployer", access_key_2_last_rotated="2026-11-16T00:00:00+00:00", access_key_2_last_used_date="N/A"
+    )
     newer = edit_csv("svc-ticket-triage", newer, access_key_1_last_used_date="2026-11-16T01:00:00+00:00")
     newer = edit_csv("svc-invoice-agent", newer, access_key_2_active="false", access_key_2_last_rotated="N/A")
     newer = edit_csv("legacy-etl", newer, access_key_1_active="true")
@@ -321,30 +358,45 @@ def test_user_deleted_at_aws_has_its_credentials_revoked_by_a_newer_report(admin
 
     assert run.summary["credentials_revoked"] == 3
     assert set(ci_keys.values_list("status", flat=True)) == {Credential.Status.REVOKED}
-    assert not open_findings().filter(subject_id__in=ci_keys.values("pk"), kind__in=[
-        "unrotated_credential", "console_password_on_nhi"]).exists()
+    assert (
+        not open_findings()
+        .filter(subject_id__in=ci_keys.values("pk"), kind__in=["unrotated_credential", "console_password_on_nhi"])
+        .exists()
+    )
     reasons = AuditEvent.objects.filter(verb="credential.revoke").values_list("after__reason", flat=True)
     assert set(reasons) == {"Its IAM user is no longer in the AWS credential report."}
     # A report of another account says nothing about this one's users.
     other = edit_csv("svc-invoice-agent", REPORT_CSV, arn="arn:aws:iam::999999999999:user/agents/svc-invoice-agent")
     other = b"\n".join(line for line in other.splitlines() if line.startswith((b"user,", b"svc-invoice-agent,")))
     frozen_now.move_to(T0 + timedelta(days=2))
-    assert aws_import(admin_actor, json_report(other + b"\n", generated="2026-11-17T06:00:00+00:00")).summary[
-        "credentials_revoked"] == 0
+    assert (
+        aws_import(admin_actor, json_report(other + b"\n", generated="2026-11-17T06:00:00+00:00")).summary[
+            "credentials_revoked"
+        ]
+        == 0
+    )
 
 
 def test_existing_agent_keeps_its_owner_and_state(admin_actor, owner):
     arn = f"{ACCOUNT}/agents/svc-ticket-triage"
     agent = AgentFactory(slug="ticket-triage", name="Ticket triage", owner=owner, state=Agent.State.ACTIVE)
     WorkloadIdentityFactory(agent=agent, type=WorkloadIdentity.Type.AWS_IAM_USER, identifier=arn)
-    ownerless = AgentFactory(slug="report-builder", owner=None, state=Agent.State.PROPOSED,
-                             external_ref=f"{ACCOUNT}/agents/svc-report-builder")
+    ownerless = AgentFactory(
+        slug="report-builder",
+        owner=None,
+        state=Agent.State.PROPOSED,
+        external_ref=f"{ACCOUNT}/agents/svc-report-builder",
+    )
 
     run = aws_import(admin_actor)
 
     agent.refresh_from_db()
-    assert (agent.owner, agent.state, agent.slug, agent.external_ref) == (owner, Agent.State.ACTIVE, "ticket-triage",
-                                                                          None)
+    assert (agent.owner, agent.state, agent.slug, agent.external_ref) == (
+        owner,
+        Agent.State.ACTIVE,
+        "ticket-triage",
+        None,
+    )
     assert agent.credentials.count() == 1
     assert not Agent.objects.filter(slug="svc-ticket-triage").exists()
     assert run.summary["agents_matched"] == 2 and run.summary["agents_created"] == 4
@@ -409,39 +461,81 @@ BAD_REPORTS = {
     "blank lines": (b"\n \r\n", True, ["line 1, column 1", "empty"]),
     "binary": (b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR", True, ["line 1, column 1", "not UTF-8"]),
     "prose": (b"Quarterly access review\nall good\n", True, ["line 1, column 1", "lacks the columns user, arn"]),
-    "missing column": (_header(",arn,", ",amazon_resource_name,"), True,
-                       ["line 1, column 2 (amazon_resource_name)", "lacks the column arn"]),
+    "missing column": (
+        _header(",arn,", ",amazon_resource_name,"),
+        True,
+        ["line 1, column 2 (amazon_resource_name)", "lacks the column arn"],
+    ),
     "repeated column": (_header("mfa_active", "user"), True, ["line 1, column 8 (user)", "repeats column"]),
     "short row": (_drop_field(4), True, ["line 4, column 22", "21 fields where the header has 22"]),
-    "bad timestamp": (edit_csv("svc-ticket-triage", access_key_1_last_rotated="2024-13-10T07:06:00+00:00"), True,
-                      ["line 4, column 10 (access_key_1_last_rotated)", "2024-13-10T07:06:00+00:00"]),
-    "timestamp without offset": (edit_csv("svc-ticket-triage", access_key_1_last_used_date="2026-07-15T03:10:00"),
-                                 True, ["line 4, column 11 (access_key_1_last_used_date)", "no UTC offset"]),
-    "date only": (edit_csv("legacy-etl", user_creation_time="2020-05-05"), True,
-                  ["line 8, column 3 (user_creation_time)"]),
-    "bad boolean": (edit_csv("svc-code-review-bot", mfa_active="yes"), True,
-                    ["line 5, column 8 (mfa_active)", "'yes' is not true or false"]),
+    "bad timestamp": (
+        edit_csv("svc-ticket-triage", access_key_1_last_rotated="2024-13-10T07:06:00+00:00"),
+        True,
+        ["line 4, column 10 (access_key_1_last_rotated)", "2024-13-10T07:06:00+00:00"],
+    ),
+    "timestamp without offset": (
+        edit_csv("svc-ticket-triage", access_key_1_last_used_date="2026-07-15T03:10:00"),
+        True,
+        ["line 4, column 11 (access_key_1_last_used_date)", "no UTC offset"],
+    ),
+    "date only": (
+        edit_csv("legacy-etl", user_creation_time="2020-05-05"),
+        True,
+        ["line 8, column 3 (user_creation_time)"],
+    ),
+    "bad boolean": (
+        edit_csv("svc-code-review-bot", mfa_active="yes"),
+        True,
+        ["line 5, column 8 (mfa_active)", "'yes' is not true or false"],
+    ),
     "duplicate user": (_duplicate_line(3), True, ["line 10, column 1 (user)", "first on line 3"]),
-    "bad arn": (edit_csv("legacy-etl", arn="arn:aws:iam::123456789012:user/someone-else"), True,
-                ["line 8, column 2 (arn)", "not 'legacy-etl'"]),
-    "use after generation": (edit_csv("ci-deployer", access_key_1_last_used_date="2026-11-20T00:00:00+00:00"), True,
-                             ["line 7, column 11 (access_key_1_last_used_date)", "after the report was generated"]),
-    "active key without rotation": (edit_csv("svc-report-builder", access_key_2_active="true"), True,
-                                    ["line 6, column 14 (access_key_2_active)"]),
+    "bad arn": (
+        edit_csv("legacy-etl", arn="arn:aws:iam::123456789012:user/someone-else"),
+        True,
+        ["line 8, column 2 (arn)", "not 'legacy-etl'"],
+    ),
+    "use after generation": (
+        edit_csv("ci-deployer", access_key_1_last_used_date="2026-11-20T00:00:00+00:00"),
+        True,
+        ["line 7, column 11 (access_key_1_last_used_date)", "after the report was generated"],
+    ),
+    "active key without rotation": (
+        edit_csv("svc-report-builder", access_key_2_active="true"),
+        True,
+        ["line 6, column 14 (access_key_2_active)"],
+    ),
     "unterminated quote": (REPORT_CSV + b'"bob,arn\n', True, ["line 10, column 1", "CSV"]),
-    "json syntax": (b'{\n  "Content": "abc",\n  "ReportFormat": "text/csv",\n}', False,
-                    ["line 4, column 1", "Not valid JSON"]),
+    "json syntax": (
+        b'{\n  "Content": "abc",\n  "ReportFormat": "text/csv",\n}',
+        False,
+        ["line 4, column 1", "Not valid JSON"],
+    ),
     "json not an object": (b"[1, 2]", False, ["line 1, column 1"]),
-    "json without Content": (json.dumps({"ReportFormat": "text/csv", "GeneratedTime": "2026-11-15T06:00:00+00:00"})
-                             .encode(), False, ["line 1, column 1", "no Content"]),
-    "json bad base64": (json_report(b"").replace(b'"Content": ""', b'"Content": "not*base64!"'), False,
-                        ["line 2, column 3", "not valid base64"]),
-    "json wrong format": (json_report(REPORT_CSV, ReportFormat="application/pdf"), False,
-                          ["line 3, column 3", "ReportFormat is 'application/pdf'"]),
-    "json GeneratedTime without offset": (json_report(REPORT_CSV, generated="2026-11-15T06:00:00"), False,
-                                          ["line 4, column 3", "GeneratedTime"]),
-    "json content with bad row": (json_report(edit_csv("svc-code-review-bot", cert_1_active="maybe")), False,
-                                  ["Content (line 2 of the JSON), decoded line 5, column 19 (cert_1_active)"]),
+    "json without Content": (
+        json.dumps({"ReportFormat": "text/csv", "GeneratedTime": "2026-11-15T06:00:00+00:00"}).encode(),
+        False,
+        ["line 1, column 1", "no Content"],
+    ),
+    "json bad base64": (
+        json_report(b"").replace(b'"Content": ""', b'"Content": "not*base64!"'),
+        False,
+        ["line 2, column 3", "not valid base64"],
+    ),
+    "json wrong format": (
+        json_report(REPORT_CSV, ReportFormat="application/pdf"),
+        False,
+        ["line 3, column 3", "ReportFormat is 'application/pdf'"],
+    ),
+    "json GeneratedTime without offset": (
+        json_report(REPORT_CSV, generated="2026-11-15T06:00:00"),
+        False,
+        ["line 4, column 3", "GeneratedTime"],
+    ),
+    "json content with bad row": (
+        json_report(edit_csv("svc-code-review-bot", cert_1_active="maybe")),
+        False,
+        ["Content (line 2 of the JSON), decoded line 5, column 19 (cert_1_active)"],
+    ),
     "json empty content": (json_report(b""), False, ["decoded line 1, column 1", "empty"]),
 }
 
@@ -514,11 +608,13 @@ def test_claude_desktop_config_adds_tools_and_exactly_one_secret_finding(owner_a
     finding = secrets.get()
     assert finding.subject_id == github.pk and finding.agent_id == agent.pk
     token = "ghp_EXAMPLEexampleEXAMPLEexample0000"
-    assert finding.evidence["secrets"] == [{
-        "location": "env.GITHUB_PERSONAL_ACCESS_TOKEN",
-        "kind": "a GitHub token",
-        "fingerprint": fingerprint(token),
-    }]
+    assert finding.evidence["secrets"] == [
+        {
+            "location": "env.GITHUB_PERSONAL_ACCESS_TOKEN",
+            "kind": "a GitHub token",
+            "fingerprint": fingerprint(token),
+        }
+    ]
     assert fingerprint(token).startswith("hmac-sha256:") and len(fingerprint(token)) == len("hmac-sha256:") + 16
     assert hashlib.sha256(token.encode()).hexdigest()[:16] not in json.dumps(finding.evidence)
     assert run.summary["secret_findings_opened"] == 1 and run.agent == agent
@@ -540,8 +636,11 @@ def test_project_and_vscode_configs_add_no_findings(owner_actor, agent):
     tools = tools_of(agent)
     assert set(tools) == {"sentry", "payments-api", "kubectl", "jira", "docs-search", "shell"}
     sentry = tools["sentry"]
-    assert (sentry.transport, sentry.url, sentry.destination) == ("sse", "https://mcp.sentry.example.com/sse",
-                                                                  "external")
+    assert (sentry.transport, sentry.url, sentry.destination) == (
+        "sse",
+        "https://mcp.sentry.example.com/sse",
+        "external",
+    )
     payments = tools["payments-api"]
     assert payments.transport == "http"
     assert payments.url == "${PAYMENTS_MCP_URL:-https://payments.internal.example/mcp}"
@@ -614,13 +713,21 @@ def test_literal_secrets_in_urls_headers_args_and_env_are_found_and_redacted(adm
     tools = tools_of(agent)
     remote, cli = tools["remote"], tools["cli"]
     assert remote.url == "https://bot:REDACTED@mcp.example.com/mcp?api_key=REDACTED&region=eu&sig=${SIG}"
-    assert cli.args == ["--token", "REDACTED", "--password=REDACTED", "--url", "postgres://u:REDACTED@db.lan/x",
-                        "REDACTED", "--read-only"]
+    assert cli.args == [
+        "--token",
+        "REDACTED",
+        "--password=REDACTED",
+        "--url",
+        "postgres://u:REDACTED@db.lan/x",
+        "REDACTED",
+        "--read-only",
+    ]
     assert cli.access_levels == ["read"]
     assert remote.destination == "external"
     locations = {
-        name: [s["location"] for s in open_findings("literal_secret_in_config").get(subject_id=tool.pk)
-               .evidence["secrets"]]
+        name: [
+            s["location"] for s in open_findings("literal_secret_in_config").get(subject_id=tool.pk).evidence["secrets"]
+        ]
         for name, tool in tools.items()
     }
     assert locations == {
@@ -628,29 +735,41 @@ def test_literal_secrets_in_urls_headers_args_and_env_are_found_and_redacted(adm
         # an AWS access key id names a key (it is a credential's external id), it is not the secret
         "cli": ["args[1]", "args[2]", "args[4].password", "args[5]", "env.OPENAI_API_KEY"],
     }
-    for secret in ("hunter2hunter2", "abc123def456", "abcdef1234567890", "s3cr3t-value", "opensesame", "pw0rd123",
-                   "xoxb-1234567890-abcdefgh", "sk-proj-abcdefghijklmnop1234", "AKIAABCDEFGHIJKLMNOP"):
+    for secret in (
+        "hunter2hunter2",
+        "abc123def456",
+        "abcdef1234567890",
+        "s3cr3t-value",
+        "opensesame",
+        "pw0rd123",
+        "xoxb-1234567890-abcdefgh",
+        "sk-proj-abcdefghijklmnop1234",
+        "AKIAABCDEFGHIJKLMNOP",
+    ):
         assert_nowhere(secret)
 
 
-@pytest.mark.parametrize(("url", "destination"), [
-    ("http://localhost:3000/mcp", "internal"),
-    ("http://127.0.0.1:8080/mcp", "internal"),
-    ("http://[::1]/mcp", "internal"),
-    ("https://10.1.2.3/mcp", "internal"),
-    ("https://192.168.0.10/mcp", "internal"),
-    ("https://tools.internal/mcp", "internal"),
-    ("https://build.corp/mcp", "internal"),
-    ("https://printer.lan/mcp", "internal"),
-    ("https://nas.local/mcp", "internal"),
-    ("https://payments.internal.example/mcp", "internal"),
-    ("https://db.corp.example.com/mcp", "internal"),
-    ("https://internal-docs.example.com/mcp", "external"),
-    ("https://${HOST:-wiki.corp}/mcp", "internal"),
-    ("https://${HOST}/mcp", "external"),
-    ("https://api.example.com/mcp", "external"),
-    ("https://8.8.8.8/mcp", "external"),
-])
+@pytest.mark.parametrize(
+    ("url", "destination"),
+    [
+        ("http://localhost:3000/mcp", "internal"),
+        ("http://127.0.0.1:8080/mcp", "internal"),
+        ("http://[::1]/mcp", "internal"),
+        ("https://10.1.2.3/mcp", "internal"),
+        ("https://192.168.0.10/mcp", "internal"),
+        ("https://tools.internal/mcp", "internal"),
+        ("https://build.corp/mcp", "internal"),
+        ("https://printer.lan/mcp", "internal"),
+        ("https://nas.local/mcp", "internal"),
+        ("https://payments.internal.example/mcp", "internal"),
+        ("https://db.corp.example.com/mcp", "internal"),
+        ("https://internal-docs.example.com/mcp", "external"),
+        ("https://${HOST:-wiki.corp}/mcp", "internal"),
+        ("https://${HOST}/mcp", "external"),
+        ("https://api.example.com/mcp", "external"),
+        ("https://8.8.8.8/mcp", "external"),
+    ],
+)
 def test_destination_by_host(admin_actor, agent, url, destination):
     mcp_import(admin_actor, agent, json.dumps({"mcpServers": {"s": {"url": url}}}).encode())
     assert agent.tools.get().destination == destination
@@ -692,17 +811,27 @@ BAD_CONFIGS = {
     "not json": (b"mcpServers:\n  a: {}\n", ["line 1, column 1", "Unexpected"]),
     "no servers key": (b'{\n  "tools": {}\n}', ["line 1, column 1", "neither mcpServers"]),
     "servers not an object": (b'{\n  "servers": ["a"]\n}', ["line 2, column 3", "must be an object"]),
-    "neither command nor url": (b'{\n  "mcpServers": {\n    "ghost": {"env": {}}\n  }\n}',
-                                ["line 3, column 5", "mcpServers.ghost", "neither command"]),
-    "entry not an object": (b'{"servers": {\n  "ok": {"command": "x"},\n  "bad": "npx foo"\n}}',
-                            ["line 3, column 3", "servers.bad"]),
-    "args not a list": (b'{"servers": {"a": {\n  "command": "x",\n  "args": "--flag"}}}',
-                        ["line 3, column 3", "args must be a list"]),
-    "env not strings": (b'{"servers": {"a": {"command": "x", "env": {\n "K": {"v": 1}}}}}',
-                        ["line 2, column 2", "env.K"]),
+    "neither command nor url": (
+        b'{\n  "mcpServers": {\n    "ghost": {"env": {}}\n  }\n}',
+        ["line 3, column 5", "mcpServers.ghost", "neither command"],
+    ),
+    "entry not an object": (
+        b'{"servers": {\n  "ok": {"command": "x"},\n  "bad": "npx foo"\n}}',
+        ["line 3, column 3", "servers.bad"],
+    ),
+    "args not a list": (
+        b'{"servers": {"a": {\n  "command": "x",\n  "args": "--flag"}}}',
+        ["line 3, column 3", "args must be a list"],
+    ),
+    "env not strings": (
+        b'{"servers": {"a": {"command": "x", "env": {\n "K": {"v": 1}}}}}',
+        ["line 2, column 2", "env.K"],
+    ),
     "unknown type": (b'{"servers": {"a": {"type": "websocket", "url": "wss://x"}}}', ["line 1", "unknown type"]),
-    "duplicate server": (b'{"servers": {\n "a": {"command": "x"},\n "a": {"command": "y"}}}',
-                         ["line 3, column 2", "appears twice"]),
+    "duplicate server": (
+        b'{"servers": {\n "a": {"command": "x"},\n "a": {"command": "y"}}}',
+        ["line 3, column 2", "appears twice"],
+    ),
     "top level array": (b"[]", ["line 1, column 1"]),
 }
 
@@ -727,10 +856,14 @@ def test_bad_config_writes_nothing(owner_actor, agent, name):
 
 # --- re-import: servers that left the file are removed --------------------------------------
 
-WITHOUT_GITHUB = json.dumps({"mcpServers": {
-    "filesystem": json.loads(CLAUDE)["mcpServers"]["filesystem"],
-    "postgres": json.loads(CLAUDE)["mcpServers"]["postgres"],
-}}).encode()
+WITHOUT_GITHUB = json.dumps(
+    {
+        "mcpServers": {
+            "filesystem": json.loads(CLAUDE)["mcpServers"]["filesystem"],
+            "postgres": json.loads(CLAUDE)["mcpServers"]["postgres"],
+        }
+    }
+).encode()
 
 
 def test_reimport_removes_servers_the_file_no_longer_lists(owner_actor, agent, frozen_now):
@@ -747,7 +880,10 @@ def test_reimport_removes_servers_the_file_no_longer_lists(owner_actor, agent, f
     assert run.summary["tools_unchanged"] == 2
     event = AuditEvent.objects.get(verb="tool.remove")
     assert (event.object_id, event.before["name"], event.before["source"]) == (
-        str(github.pk), "github", "claude_desktop_config.json")
+        str(github.pk),
+        "github",
+        "claude_desktop_config.json",
+    )
     assert event.actor_label == owner_actor.label and event.occurred_at == T0 + timedelta(hours=1)
     finding = Finding.objects.get(kind="literal_secret_in_config")
     assert finding.status == Finding.Status.RESOLVED and finding.resolved_at == T0 + timedelta(hours=1)
@@ -816,10 +952,14 @@ def test_observed_at_given_with_an_mcp_config_is_refused(owner_actor, agent):
     assert row_counts() == before
 
 
-@pytest.mark.parametrize("content", [
-    b"Quarterly access review\nall good\n",
-    json.dumps({"Content": base64.b64encode(b"hello,world\n1,2\n").decode(), "ReportFormat": "text/csv"}).encode(),
-], ids=["prose", "json-without-generated-time"])
+@pytest.mark.parametrize(
+    "content",
+    [
+        b"Quarterly access review\nall good\n",
+        json.dumps({"Content": base64.b64encode(b"hello,world\n1,2\n").decode(), "ReportFormat": "text/csv"}).encode(),
+    ],
+    ids=["prose", "json-without-generated-time"],
+)
 def test_a_file_that_is_not_a_report_is_told_so_before_observed_at_is_asked_for(admin_actor, content):
     with pytest.raises(ImportFailed) as exc:
         aws_import(admin_actor, content, "report.csv")
@@ -891,14 +1031,18 @@ def test_more_secret_forms_are_found_redacted_and_pass_tool_validation(admin_act
 AWS_SECRET = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"
 
 
-@pytest.mark.parametrize(("arg", "stored"), [
-    (f"AKIAIOSFODNN7EXAMPLE:{AWS_SECRET}", "AKIAIOSFODNN7EXAMPLE:REDACTED"),
-    (f"AKIAIOSFODNN7EXAMPLE{AWS_SECRET}", "AKIAIOSFODNN7EXAMPLEREDACTED"),
-    (f"{AWS_SECRET},", "REDACTED,"),
-    (f" {AWS_SECRET}", "REDACTED"),
-])
-def test_an_aws_secret_next_to_anything_in_args_is_one_finding_with_only_its_fingerprint(owner_actor, agent, arg,
-                                                                                          stored):
+@pytest.mark.parametrize(
+    ("arg", "stored"),
+    [
+        (f"AKIAIOSFODNN7EXAMPLE:{AWS_SECRET}", "AKIAIOSFODNN7EXAMPLE:REDACTED"),
+        (f"AKIAIOSFODNN7EXAMPLE{AWS_SECRET}", "AKIAIOSFODNN7EXAMPLEREDACTED"),
+        (f"{AWS_SECRET},", "REDACTED,"),
+        (f" {AWS_SECRET}", "REDACTED"),
+    ],
+)
+def test_an_aws_secret_next_to_anything_in_args_is_one_finding_with_only_its_fingerprint(
+    owner_actor, agent, arg, stored
+):
     content = json.dumps({"mcpServers": {"aws": {"command": "aws-mcp", "args": ["--creds", arg]}}}).encode()
     run = mcp_import(owner_actor, agent, content)
 
@@ -914,11 +1058,14 @@ def test_an_aws_secret_next_to_anything_in_args_is_one_finding_with_only_its_fin
     assert_nowhere(AWS_SECRET)
 
 
-@pytest.mark.parametrize(("args", "secret"), [
-    (["--token=ghp_abcdefghijklmnopqrstuvwxyz0123456789"], "ghp_abcdefghijklmnopqrstuvwxyz0123456789"),
-    (["PASSWORD=hunter2hunter2"], "hunter2hunter2"),
-    (["-e", "USER=bot,PASSWORD=hunter2hunter2"], "hunter2hunter2"),
-])
+@pytest.mark.parametrize(
+    ("args", "secret"),
+    [
+        (["--token=ghp_abcdefghijklmnopqrstuvwxyz0123456789"], "ghp_abcdefghijklmnopqrstuvwxyz0123456789"),
+        (["PASSWORD=hunter2hunter2"], "hunter2hunter2"),
+        (["-e", "USER=bot,PASSWORD=hunter2hunter2"], "hunter2hunter2"),
+    ],
+)
 def test_key_value_pairs_in_args_are_one_finding_with_only_a_fingerprint(owner_actor, agent, args, secret):
     content = json.dumps({"mcpServers": {"kv": {"command": "kv-mcp", "args": args}}}).encode()
     mcp_import(owner_actor, agent, content)
@@ -932,8 +1079,9 @@ def test_key_value_pairs_in_args_are_one_finding_with_only_a_fingerprint(owner_a
 
 
 def test_an_env_key_that_is_not_a_variable_name_is_refused_without_echo(owner_actor, agent):
-    content = (b'{"mcpServers": {"a": {"command": "x",\n'
-               b'  "env": {"TOKEN=ghp_abcdefghijklmnopqrstuvwxyz0123456789": "1"}}}}')
+    content = (
+        b'{"mcpServers": {"a": {"command": "x",\n  "env": {"TOKEN=ghp_abcdefghijklmnopqrstuvwxyz0123456789": "1"}}}}'
+    )
     with pytest.raises(ImportFailed) as exc:
         mcp_import(owner_actor, agent, content)
     assert "line 2, column 11" in exc.value.detail and "environment variable name" in exc.value.detail
@@ -944,8 +1092,12 @@ def test_an_env_key_that_is_not_a_variable_name_is_refused_without_echo(owner_ac
 def test_a_finding_with_unkeyed_fingerprints_is_replaced_on_reimport(owner_actor, agent):
     mcp_import(owner_actor, agent, CLAUDE, "claude_desktop_config.json")
     token = "ghp_EXAMPLEexampleEXAMPLEexample0000"
-    legacy = [{"location": "env.GITHUB_PERSONAL_ACCESS_TOKEN",
-               "fingerprint": "sha256:" + hashlib.sha256(token.encode()).hexdigest()}]
+    legacy = [
+        {
+            "location": "env.GITHUB_PERSONAL_ACCESS_TOKEN",
+            "fingerprint": "sha256:" + hashlib.sha256(token.encode()).hexdigest(),
+        }
+    ]
     Finding.objects.filter(kind="literal_secret_in_config").update(evidence={"secrets": legacy})
 
     run = mcp_import(owner_actor, agent, CLAUDE, "claude_desktop_config.json")
@@ -1043,14 +1195,16 @@ def test_a_later_report_that_shows_the_revoked_key_inactive_sets_it_inactive(adm
 
 def mcp_config(servers: int, pad: int = 0) -> bytes:
     """A configuration of ``servers`` stdio servers, every fourth with a literal token; ``pad`` extra args each."""
-    doc = {"mcpServers": {
-        f"server-{i:03d}": {
-            "command": "npx",
-            "args": ["-y", f"@acme/server-{i}", *[f"/srv/data/{j}" for j in range(pad)]],
-            "env": {"API_TOKEN": f"ghp_EXAMPLEexampleEXAMPLEexample{i:04d}" if i % 4 == 0 else "${API_TOKEN}"},
+    doc = {
+        "mcpServers": {
+            f"server-{i:03d}": {
+                "command": "npx",
+                "args": ["-y", f"@acme/server-{i}", *[f"/srv/data/{j}" for j in range(pad)]],
+                "env": {"API_TOKEN": f"ghp_EXAMPLEexampleEXAMPLEexample{i:04d}" if i % 4 == 0 else "${API_TOKEN}"},
+            }
+            for i in range(servers)
         }
-        for i in range(servers)
-    }}
+    }
     return json.dumps(doc, indent=2).encode()
 
 
@@ -1102,8 +1256,11 @@ def test_importing_200_servers_costs_no_query_per_server(owner_actor, agent, oth
         run = mcp_import(owner_actor, agent, mcp_config(200))
 
     assert run.summary["tools_created"] == 200
-    assert run.summary["secret_findings_opened"] == 50 == open_findings("literal_secret_in_config").filter(
-        agent_id=agent.pk).count()
+    assert (
+        run.summary["secret_findings_opened"]
+        == 50
+        == open_findings("literal_secret_in_config").filter(agent_id=agent.pk).count()
+    )
     assert len(large.captured_queries) == len(small.captured_queries)
     with CaptureQueriesContext(connection) as again:
         assert mcp_import(owner_actor, agent, mcp_config(200)).summary["tools_unchanged"] == 200

@@ -108,8 +108,23 @@ def test_secrets_are_refused_by_what_they_look_like_without_echo(value, kind):
     assert message.startswith(f"This looks like a secret ({kind}). Store a reference such as ${{")
     assert message.endswith("}, never the value.")
     for word in re.findall(r"[A-Za-z0-9_+/-]{6,}", value):
-        if word not in ("Bearer", "Authorization", "password", "GITHUB_TOKEN", "PRIVATE", "server", "prefix",
-                        "suffix", "api_key", "example", "finance", "BEGIN", "OPENSSH", "secret", "PASSWORD"):
+        if word not in (
+            "Bearer",
+            "Authorization",
+            "password",
+            "GITHUB_TOKEN",
+            "PRIVATE",
+            "server",
+            "prefix",
+            "suffix",
+            "api_key",
+            "example",
+            "finance",
+            "BEGIN",
+            "OPENSSH",
+            "secret",
+            "PASSWORD",
+        ):
             assert word not in message, word
 
 
@@ -124,12 +139,23 @@ def test_the_refusal_suggests_a_reference_named_after_the_secret():
     assert "${DB_PASSWORD}" in text_refusal("DB_PASSWORD=hunter22")
 
 
-@pytest.mark.parametrize(("name", "secret"), [
-    ("GITHUB_TOKEN", True), ("--api-key", True), ("Authorization", True), ("PGPASSWORD", True),
-    ("clientSecret", True), ("X-Api-Key", True),
-    ("AWS_ACCESS_KEY_ID", False), ("SSH_KEY_PATH", False), ("MAX_TOKENS", True), ("TOKEN_URL", False),
-    ("LOG_LEVEL", False), ("--read-only", False),
-])
+@pytest.mark.parametrize(
+    ("name", "secret"),
+    [
+        ("GITHUB_TOKEN", True),
+        ("--api-key", True),
+        ("Authorization", True),
+        ("PGPASSWORD", True),
+        ("clientSecret", True),
+        ("X-Api-Key", True),
+        ("AWS_ACCESS_KEY_ID", False),
+        ("SSH_KEY_PATH", False),
+        ("MAX_TOKENS", True),
+        ("TOKEN_URL", False),
+        ("LOG_LEVEL", False),
+        ("--read-only", False),
+    ],
+)
 def test_secret_names(name, secret):
     assert is_secret_name(name) is secret
 
@@ -151,27 +177,33 @@ def test_args():
     assert args_refusal("--token x") == "Give the arguments as a list of strings."
 
 
-@pytest.mark.parametrize("args", [
-    ["--creds", f"{AWS_KEY_ID}:{AWS_SECRET}"],
-    ["--creds", f"{AWS_SECRET},"],
-    ["--creds", f" {AWS_SECRET}"],
-    [f"--aws={AWS_KEY_ID}:{AWS_SECRET}"],
-    [f"AWS_SECRET_ACCESS_KEY={AWS_SECRET}"],
-    ["--env", f"AWS_ACCESS_KEY_ID={AWS_KEY_ID},AWS_SECRET_ACCESS_KEY={AWS_SECRET}"],
-])
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["--creds", f"{AWS_KEY_ID}:{AWS_SECRET}"],
+        ["--creds", f"{AWS_SECRET},"],
+        ["--creds", f" {AWS_SECRET}"],
+        [f"--aws={AWS_KEY_ID}:{AWS_SECRET}"],
+        [f"AWS_SECRET_ACCESS_KEY={AWS_SECRET}"],
+        ["--env", f"AWS_ACCESS_KEY_ID={AWS_KEY_ID},AWS_SECRET_ACCESS_KEY={AWS_SECRET}"],
+    ],
+)
 def test_an_aws_secret_access_key_next_to_anything_in_args_is_refused(args):
     message = args_refusal(args)
     assert message is not None and "${AWS_SECRET_ACCESS_KEY}" in message
     assert AWS_SECRET not in message and AWS_KEY_ID not in message
 
 
-@pytest.mark.parametrize(("args", "kind"), [
-    (["--token=" + GITHUB], "a GitHub token"),
-    (["--token=s3cr3t-value"], "the value of --token"),
-    (["PASSWORD=hunter2hunter2"], "the value of PASSWORD"),
-    (["-e", "PASSWORD=hunter2hunter2"], "the value of PASSWORD"),
-    (["--opts", "user=bot,PASSWORD=hunter2hunter2"], "the value of PASSWORD"),
-])
+@pytest.mark.parametrize(
+    ("args", "kind"),
+    [
+        (["--token=" + GITHUB], "a GitHub token"),
+        (["--token=s3cr3t-value"], "the value of --token"),
+        (["PASSWORD=hunter2hunter2"], "the value of PASSWORD"),
+        (["-e", "PASSWORD=hunter2hunter2"], "the value of PASSWORD"),
+        (["--opts", "user=bot,PASSWORD=hunter2hunter2"], "the value of PASSWORD"),
+    ],
+)
 def test_key_value_pairs_in_args_are_refused(args, kind):
     message = args_refusal(args)
     assert message is not None and f"({kind})" in message
@@ -183,7 +215,8 @@ def test_the_access_key_id_is_kept_and_only_the_secret_is_redacted_and_fingerpri
     args = scanner.args(["--creds", f"{AWS_KEY_ID}:{AWS_SECRET}", f"{AWS_KEY_ID}{AWS_SECRET}", f"x {AWS_SECRET}, y"])
     assert args == ["--creds", f"{AWS_KEY_ID}:REDACTED", f"{AWS_KEY_ID}REDACTED", "x REDACTED, y"]
     assert [(h.location, h.kind) for h in scanner.hits] == [
-        ("args[1]", "an AWS secret access key"), ("args[2]", "an AWS secret access key"),
+        ("args[1]", "an AWS secret access key"),
+        ("args[2]", "an AWS secret access key"),
         ("args[3]", "an AWS secret access key"),
     ]
     assert {h.fingerprint for h in scanner.hits} == {fingerprint(AWS_SECRET)}
@@ -265,7 +298,12 @@ def test_scanner_redacts_and_reports_each_secret_with_its_location():
     assert args == ["--token", "REDACTED", "--url", "postgres://u:REDACTED@db.lan/x", "-y"]
     assert command == "env GITHUB_TOKEN=REDACTED npx"
     assert [h.location for h in scanner.hits] == [
-        "url.password", "url.query.api_key", "args[1]", "args[3].password", "command", "headers.Authorization",
+        "url.password",
+        "url.query.api_key",
+        "args[1]",
+        "args[3].password",
+        "command",
+        "headers.Authorization",
     ]
     assert all(h.fingerprint.startswith("hmac-sha256:") for h in scanner.hits)
     assert scanner.hits[0].fingerprint == fingerprint("hunter2hunter2")

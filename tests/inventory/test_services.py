@@ -415,8 +415,9 @@ def test_team_members_are_set_by_iam_admins(actors, trail, owner, other_owner, b
     refuses(PermissionDenied, services.team_members_set, actor=actors["owner"], team=team, members=[])
     backup.is_active = False
     backup.save()
-    refuses(ValidationError, services.team_members_set, field="members", actor=actors["admin"], team=team,
-            members=[backup])
+    refuses(
+        ValidationError, services.team_members_set, field="members", actor=actors["admin"], team=team, members=[backup]
+    )
     assert set(team.members.all()) == {owner, other_owner}
 
 
@@ -700,12 +701,26 @@ def test_backup_owner_cannot_take_an_agent_from_an_owner_who_is_still_there(acto
 
 
 def test_owner_transfers_only_to_people_who_may_own_agents(actors, agent, auditor, other_owner, trail):
-    refuses(ValidationError, services.agent_assign_owner, field="owner", actor=actors["owner"], agent=agent,
-            owner=auditor)
-    refuses(ValidationError, services.agent_assign_owner, field="owner", actor=actors["admin"], agent=agent,
-            owner=UserFactory())  # no role at all
-    refuses(ValidationError, services.agent_register, field="owner", actor=actors["admin"], name="X",
-            kind="assistant", owner=auditor)
+    refuses(
+        ValidationError, services.agent_assign_owner, field="owner", actor=actors["owner"], agent=agent, owner=auditor
+    )
+    refuses(
+        ValidationError,
+        services.agent_assign_owner,
+        field="owner",
+        actor=actors["admin"],
+        agent=agent,
+        owner=UserFactory(),
+    )  # no role at all
+    refuses(
+        ValidationError,
+        services.agent_register,
+        field="owner",
+        actor=actors["admin"],
+        name="X",
+        kind="assistant",
+        owner=auditor,
+    )
     services.agent_assign_owner(actor=actors["owner"], agent=agent, owner=other_owner, reason="Team move")
     assert trail.one("agent.assign_owner", actor=actors["owner"]).after["owner"] == other_owner.pk
 
@@ -722,19 +737,49 @@ def test_iam_admins_set_the_risk_tier_with_a_reason(actors, agent, trail):
     agent.refresh_from_db()
     assert agent.risk_tier == "high"
     assert trail.one("agent.set_risk_tier").after == {"risk_tier": "high", "reason": "Moves money"}
-    refuses(PermissionDenied, services.agent_set_risk_tier, actor=actors["owner"], agent=agent, risk_tier="low",
-            reason="x")
-    refuses(ValidationError, services.agent_set_risk_tier, field="risk_tier", actor=actors["admin"], agent=agent,
-            risk_tier="extreme", reason="x")
-    refuses(ValidationError, services.agent_set_risk_tier, field="risk_tier", actor=actors["admin"], agent=agent,
-            risk_tier="unassessed", reason="x")
-    refuses(ValidationError, services.agent_set_risk_tier, field="reason", actor=actors["admin"], agent=agent,
-            risk_tier="low", reason=" ")
+    refuses(
+        PermissionDenied, services.agent_set_risk_tier, actor=actors["owner"], agent=agent, risk_tier="low", reason="x"
+    )
+    refuses(
+        ValidationError,
+        services.agent_set_risk_tier,
+        field="risk_tier",
+        actor=actors["admin"],
+        agent=agent,
+        risk_tier="extreme",
+        reason="x",
+    )
+    refuses(
+        ValidationError,
+        services.agent_set_risk_tier,
+        field="risk_tier",
+        actor=actors["admin"],
+        agent=agent,
+        risk_tier="unassessed",
+        reason="x",
+    )
+    refuses(
+        ValidationError,
+        services.agent_set_risk_tier,
+        field="reason",
+        actor=actors["admin"],
+        agent=agent,
+        risk_tier="low",
+        reason=" ",
+    )
 
 
 def test_slugs_the_ui_uses_are_reserved(actors, owner):
-    refuses(ValidationError, services.agent_register, field="slug", actor=actors["admin"], name="New",
-            kind="assistant", owner=owner, slug="new")
+    refuses(
+        ValidationError,
+        services.agent_register,
+        field="slug",
+        actor=actors["admin"],
+        name="New",
+        kind="assistant",
+        owner=owner,
+        slug="new",
+    )
     agent = services.agent_register(actor=actors["admin"], name="New", kind="assistant", owner=owner)
     assert agent.slug == "new-2"
 
@@ -743,21 +788,50 @@ def test_credential_dates_must_be_possible(actors, agent):
     record = services.credential_record
     base = {"actor": actors["owner"], "agent": agent, "kind": "api_key", "provider": "github"}
     refuses(ValidationError, record, field="created_at", external_id="a", created_at=T0 + timedelta(days=2), **base)
-    refuses(ValidationError, record, field="last_used_at", external_id="b", created_at=T0 - DAY,
-            last_used_at=T0 - 3 * DAY, **base)
-    refuses(ValidationError, record, field="last_rotated_at", external_id="c", created_at=T0 - DAY,
-            last_rotated_at=T0 - 3 * DAY, **base)
-    refuses(ValidationError, record, field="last_used_at", external_id="d", created_at=T0 - DAY,
-            last_used_at=T0 + DAY, **base)
+    refuses(
+        ValidationError,
+        record,
+        field="last_used_at",
+        external_id="b",
+        created_at=T0 - DAY,
+        last_used_at=T0 - 3 * DAY,
+        **base,
+    )
+    refuses(
+        ValidationError,
+        record,
+        field="last_rotated_at",
+        external_id="c",
+        created_at=T0 - DAY,
+        last_rotated_at=T0 - 3 * DAY,
+        **base,
+    )
+    refuses(
+        ValidationError,
+        record,
+        field="last_used_at",
+        external_id="d",
+        created_at=T0 - DAY,
+        last_used_at=T0 + DAY,
+        **base,
+    )
     ok = record(external_id="e", created_at=T0 + timedelta(minutes=2), **base)
     assert ok.pk  # a few minutes of clock skew is tolerated
 
 
 def test_only_iam_admins_register_an_agent_with_a_risk_tier(actors, owner):
-    refuses(PermissionDenied, services.agent_register, actor=actors["owner"], name="Low risk, trust me",
-            kind="assistant", owner=owner, risk_tier="low")
-    agent = services.agent_register(actor=actors["admin"], name="Payments bot", kind="assistant", owner=owner,
-                                    risk_tier="critical")
+    refuses(
+        PermissionDenied,
+        services.agent_register,
+        actor=actors["owner"],
+        name="Low risk, trust me",
+        kind="assistant",
+        owner=owner,
+        risk_tier="low",
+    )
+    agent = services.agent_register(
+        actor=actors["admin"], name="Payments bot", kind="assistant", owner=owner, risk_tier="critical"
+    )
     assert agent.risk_tier == "critical"
 
 

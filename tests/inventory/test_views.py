@@ -26,14 +26,19 @@ def others_agent(other_owner):
 
 PAGES = {
     # name: (url builder, expected status per role)
-    "agent-list": (lambda a: reverse("agent-list"),
-                   {"owner": 200, "other_owner": 200, "admin": 200, "auditor": 200}),
-    "agent-detail": (lambda a: reverse("agent-detail", args=[a.slug]),
-                     {"owner": 200, "other_owner": 404, "admin": 200, "auditor": 200}),
-    "agent-create": (lambda a: reverse("agent-create"),
-                     {"owner": 200, "other_owner": 200, "admin": 200, "auditor": 403}),
-    "import-create": (lambda a: reverse("import-create"),
-                      {"owner": 403, "other_owner": 403, "admin": 200, "auditor": 403}),
+    "agent-list": (lambda a: reverse("agent-list"), {"owner": 200, "other_owner": 200, "admin": 200, "auditor": 200}),
+    "agent-detail": (
+        lambda a: reverse("agent-detail", args=[a.slug]),
+        {"owner": 200, "other_owner": 404, "admin": 200, "auditor": 200},
+    ),
+    "agent-create": (
+        lambda a: reverse("agent-create"),
+        {"owner": 200, "other_owner": 200, "admin": 200, "auditor": 403},
+    ),
+    "import-create": (
+        lambda a: reverse("import-create"),
+        {"owner": 403, "other_owner": 403, "admin": 200, "auditor": 403},
+    ),
 }
 
 
@@ -164,13 +169,28 @@ def test_agent_detail_shows_everything_about_the_agent(owner, agent, frozen_now)
     CredentialFactory(agent=agent, external_id="AKIAEXAMPLE1", last_used_at=None)
     ToolFactory(agent=agent, name="github")
     Finding.objects.create(
-        kind="unowned_agent", severity="high", subject=agent, subject_label=agent.name, agent_id=agent.pk,
-        title="Agent has no owner", framework_refs=["NHI1"], first_seen_at=T0, last_seen_at=T0,
+        kind="unowned_agent",
+        severity="high",
+        subject=agent,
+        subject_label=agent.name,
+        agent_id=agent.pk,
+        title="Agent has no owner",
+        framework_refs=["NHI1"],
+        first_seen_at=T0,
+        last_seen_at=T0,
     )
     response = client_as(owner).get(reverse("agent-detail", args=[agent.slug]))
     body = response.content.decode()
-    for text in ("olivia.owner", "spiffe://example.org/triage", "AKIAEXAMPLE1", "github",
-                 "Agent has no owner", "NHI1", "14 d", "never"):
+    for text in (
+        "olivia.owner",
+        "spiffe://example.org/triage",
+        "AKIAEXAMPLE1",
+        "github",
+        "Agent has no owner",
+        "NHI1",
+        "14 d",
+        "never",
+    ):
         assert text in body, text
     # the owner may suspend or decommission, not activate
     assert [a["name"] for a in response.context["actions"]] == ["suspend", "decommission"]
@@ -273,9 +293,7 @@ def test_admin_assigns_an_owner_to_an_imported_agent(admin_user, owner):
     assert audit_verbs(agent) == ["agent.assign_owner"]
 
 
-@pytest.mark.parametrize(
-    "role, status", [("owner", 302), ("other_owner", 404), ("admin", 302), ("auditor", 403)]
-)
+@pytest.mark.parametrize("role, status", [("owner", 302), ("other_owner", 404), ("admin", 302), ("auditor", 403)])
 def test_transfer_permission_matrix(people, agent, role, status):
     new_owner = people["other_owner"] if role != "other_owner" else people["admin"]
     response = client_as(people[role]).post(
@@ -304,8 +322,13 @@ def test_transfer_to_the_backup_as_owner_is_a_field_error(admin_user, agent, oth
 def test_owner_registers_an_agent_they_own(owner):
     response = client_as(owner).post(
         reverse("agent-create"),
-        {"name": "Code review bot", "kind": "assistant", "environment": "production",
-         "autonomy_level": "human_in_the_loop", "data_classes": ["source_code"]},
+        {
+            "name": "Code review bot",
+            "kind": "assistant",
+            "environment": "production",
+            "autonomy_level": "human_in_the_loop",
+            "data_classes": ["source_code"],
+        },
     )
     agent = Agent.objects.get(name="Code review bot")
     assert response.status_code == 302 and response["Location"] == reverse("agent-detail", args=[agent.slug])
@@ -318,8 +341,14 @@ def test_admin_registers_an_agent_for_an_owner(admin_user, owner):
     team = TeamFactory(slug="platform")
     client_as(admin_user).post(
         reverse("agent-create"),
-        {"name": "Deployer", "kind": "service_account", "environment": "production",
-         "autonomy_level": "autonomous", "owner": owner.username, "team": "platform"},
+        {
+            "name": "Deployer",
+            "kind": "service_account",
+            "environment": "production",
+            "autonomy_level": "autonomous",
+            "owner": owner.username,
+            "team": "platform",
+        },
     )
     agent = Agent.objects.get(name="Deployer")
     assert agent.owner == owner and agent.team == team
@@ -362,8 +391,11 @@ def test_admin_imports_a_credential_report_and_sees_the_summary(admin_user):
 def test_a_malformed_file_shows_the_importers_message_and_writes_nothing(admin_user):
     response = client_as(admin_user).post(
         reverse("import-create"),
-        {"source": "aws-credential-report", "observed_at": "2026-11-15T06:00",
-         "file": _upload("broken.csv", b"user,arn\n\"unterminated\n")},
+        {
+            "source": "aws-credential-report",
+            "observed_at": "2026-11-15T06:00",
+            "file": _upload("broken.csv", b'user,arn\n"unterminated\n'),
+        },
     )
     assert response.status_code == 400
     errors = response.context["form"].errors["file"]
@@ -401,8 +433,12 @@ def test_admin_runs_the_stale_credential_check(admin_user, agent, frozen_now):
 
 @pytest.mark.parametrize("role, status", [("owner", 403), ("auditor", 403), ("anonymous", 302)])
 def test_only_admins_run_the_stale_credential_check(people, role, status, agent):
-    CredentialFactory(agent=agent, last_rotated_at=None, created_at=agent.created_at.replace(year=2020),
-                      status=Credential.Status.ACTIVE)
+    CredentialFactory(
+        agent=agent,
+        last_rotated_at=None,
+        created_at=agent.created_at.replace(year=2020),
+        status=Credential.Status.ACTIVE,
+    )
     response = client_as(people.get(role)).post(reverse("stale-check-run"))
     assert response.status_code == status
     assert Finding.objects.count() == 0

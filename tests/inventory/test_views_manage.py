@@ -28,10 +28,18 @@ def verbs() -> list[str]:
 
 # Each action: (url name, how to build its URL arguments and form data for an agent, its audit verb).
 
+
 def _describe(agent):
-    return [agent.slug], {"name": "Ticket triage v2", "kind": "assistant", "environment": "staging",
-                          "platform": agent.platform, "team": agent.team.slug, "autonomy_level": "human_on_the_loop",
-                          "data_classes": ["pii"], "purpose": "Triage."}
+    return [agent.slug], {
+        "name": "Ticket triage v2",
+        "kind": "assistant",
+        "environment": "staging",
+        "platform": agent.platform,
+        "team": agent.team.slug,
+        "autonomy_level": "human_on_the_loop",
+        "data_classes": ["pii"],
+        "purpose": "Triage.",
+    }
 
 
 FINGERPRINT = "sha256:" + "ab12" * 16
@@ -39,9 +47,16 @@ NEW_FINGERPRINT = "sha256:" + "f" * 64
 
 
 def _record(agent):
-    return [agent.slug], {"kind": "api_key", "provider": "openai", "external_id": "key-triage-1",
-                          "fingerprint": FINGERPRINT, "label": "OpenAI key", "created_at": "2026-11-01T10:00",
-                          "rotation_period_days": "30", "usage_tracked": "on"}
+    return [agent.slug], {
+        "kind": "api_key",
+        "provider": "openai",
+        "external_id": "key-triage-1",
+        "fingerprint": FINGERPRINT,
+        "label": "OpenAI key",
+        "created_at": "2026-11-01T10:00",
+        "rotation_period_days": "30",
+        "usage_tracked": "on",
+    }
 
 
 def _rotate(agent):
@@ -55,8 +70,11 @@ def _revoke(agent):
 
 
 def _bind(agent):
-    return [agent.slug], {"type": "oidc", "issuer": "https://token.actions.githubusercontent.com",
-                          "identifier": "repo:acme/triage:ref:refs/heads/main"}
+    return [agent.slug], {
+        "type": "oidc",
+        "issuer": "https://token.actions.githubusercontent.com",
+        "identifier": "repo:acme/triage:ref:refs/heads/main",
+    }
 
 
 def _unbind(agent):
@@ -65,10 +83,14 @@ def _unbind(agent):
 
 
 def _tool_add(agent):
-    return [agent.slug], {"name": "github", "transport": "stdio",
-                          "endpoint": "npx -y @modelcontextprotocol/server-github",
-                          "access_levels": ["read", "write"], "data_classes": ["source_code"],
-                          "destination": "external"}
+    return [agent.slug], {
+        "name": "github",
+        "transport": "stdio",
+        "endpoint": "npx -y @modelcontextprotocol/server-github",
+        "access_levels": ["read", "write"],
+        "data_classes": ["source_code"],
+        "destination": "external",
+    }
 
 
 def _tool_update(agent):
@@ -125,7 +147,11 @@ def test_describe_changes_only_what_differs_and_says_when_nothing_did(owner, age
     client.post(reverse("agent-update", args=args), data)
     agent.refresh_from_db()
     assert (agent.name, agent.kind, agent.environment, agent.data_classes) == (
-        "Ticket triage v2", "assistant", "staging", ["pii"])
+        "Ticket triage v2",
+        "assistant",
+        "staging",
+        ["pii"],
+    )
     event = AuditEvent.objects.get(verb="agent.update")
     assert set(event.after) == {"name", "kind", "environment", "autonomy_level", "data_classes", "purpose"}
     assert event.before["name"] == "Ticket triage" and event.after["name"] == "Ticket triage v2"
@@ -140,7 +166,14 @@ def test_recorded_credential_keeps_what_was_entered(owner, agent, frozen_now):
     client_as(owner).post(reverse("credential-record", args=args), data)
     c = Credential.objects.get(external_id="key-triage-1")
     assert (c.kind, c.provider, c.fingerprint, c.label, c.rotation_period_days, c.usage_tracked, c.ephemeral) == (
-        "api_key", "openai", FINGERPRINT, "OpenAI key", 30, True, False)
+        "api_key",
+        "openai",
+        FINGERPRINT,
+        "OpenAI key",
+        30,
+        True,
+        False,
+    )
     assert c.observed_at == T0  # now
 
 
@@ -148,8 +181,10 @@ def test_a_local_datetime_is_read_in_the_viewers_timezone(owner, agent, frozen_n
     client = client_as(owner)
     client.cookies["tz"] = "Europe/Berlin"
     args, data = _record(agent)
-    client.post(reverse("credential-record", args=args),
-                {**data, "created_at": "2026-11-01T10:00", "expires_at": "2027-07-01T12:00"})
+    client.post(
+        reverse("credential-record", args=args),
+        {**data, "created_at": "2026-11-01T10:00", "expires_at": "2027-07-01T12:00"},
+    )
     c = Credential.objects.get(external_id="key-triage-1")
     assert c.created_at == datetime(2026, 11, 1, 9, 0, tzinfo=UTC)  # CET, UTC+1
     assert c.expires_at == datetime(2027, 7, 1, 10, 0, tzinfo=UTC)  # CEST, UTC+2
@@ -161,14 +196,23 @@ def test_a_local_datetime_is_read_in_the_viewers_timezone(owner, agent, frozen_n
 
 
 def test_rotating_defaults_to_now_and_resolves_the_rotation_finding(owner, agent, frozen_now):
-    credential = CredentialFactory(agent=agent, last_rotated_at=datetime(2025, 1, 1, tzinfo=UTC),
-                                   created_at=datetime(2025, 1, 1, tzinfo=UTC))
-    Finding.objects.create(
-        kind="unrotated_credential", severity="medium", subject=credential, subject_label=str(credential),
-        agent_id=agent.pk, title="Credential past rotation", first_seen_at=T0, last_seen_at=T0,
+    credential = CredentialFactory(
+        agent=agent, last_rotated_at=datetime(2025, 1, 1, tzinfo=UTC), created_at=datetime(2025, 1, 1, tzinfo=UTC)
     )
-    client_as(owner).post(reverse("credential-rotate", args=[agent.slug, credential.pk]),
-                          {"rotated_at": "", "fingerprint": NEW_FINGERPRINT})
+    Finding.objects.create(
+        kind="unrotated_credential",
+        severity="medium",
+        subject=credential,
+        subject_label=str(credential),
+        agent_id=agent.pk,
+        title="Credential past rotation",
+        first_seen_at=T0,
+        last_seen_at=T0,
+    )
+    client_as(owner).post(
+        reverse("credential-rotate", args=[agent.slug, credential.pk]),
+        {"rotated_at": "", "fingerprint": NEW_FINGERPRINT},
+    )
     credential.refresh_from_db()
     assert credential.last_rotated_at == T0 and credential.fingerprint == NEW_FINGERPRINT
     assert Finding.objects.get().status == Finding.Status.RESOLVED
@@ -179,37 +223,63 @@ def test_a_tool_command_line_is_split_into_command_and_arguments(owner, agent, f
     client_as(owner).post(reverse("tool-add", args=args), data)
     tool = Tool.objects.get(agent=agent, name="github")
     assert (tool.command, tool.args, tool.url) == ("npx", ["-y", "@modelcontextprotocol/server-github"], "")
-    assert (tool.access_levels, tool.data_classes, tool.destination) == (
-        ["read", "write"], ["source_code"], "external")
+    assert (tool.access_levels, tool.data_classes, tool.destination) == (["read", "write"], ["source_code"], "external")
 
 
 def test_a_remote_tool_keeps_its_url(owner, agent, frozen_now):
-    client_as(owner).post(reverse("tool-add", args=[agent.slug]),
-                          {"name": "linear", "transport": "http", "endpoint": "https://mcp.linear.app/mcp",
-                           "access_levels": ["read"], "destination": "external"})
+    client_as(owner).post(
+        reverse("tool-add", args=[agent.slug]),
+        {
+            "name": "linear",
+            "transport": "http",
+            "endpoint": "https://mcp.linear.app/mcp",
+            "access_levels": ["read"],
+            "destination": "external",
+        },
+    )
     assert Tool.objects.get(name="linear").url == "https://mcp.linear.app/mcp"
 
 
 # --- bad input: the field's message, nothing written -----------------------------------------
 
 
-@pytest.mark.parametrize("action, data, field, message", [
-    ("credential-record", {"fingerprint": "AKIASECRETVALUE"}, "fingerprint",
-     "Give a fingerprint as sha256:&lt;hex&gt;, never the secret."),
-    ("credential-record", {"created_at": "yesterday"}, "created_at", "Enter a valid date/time."),
-    ("credential-record", {"expires_at": "2026-10-01T00:00"}, "expires_at",
-     "A credential expires after it is created."),
-    ("workload-identity-add", {"type": "spiffe", "issuer": "", "identifier": "triage"}, "identifier",
-     "A SPIFFE ID starts with spiffe://."),
-    ("workload-identity-add", {"type": "oidc", "issuer": "", "identifier": "sub"}, "issuer",
-     "An OIDC identity needs its issuer."),
-    ("tool-add", {"endpoint": ""}, "endpoint", "Give the command line that starts it (stdio) or its URL."),
-    ("tool-add", {"access_levels": ["admin"]}, "access_levels", "Select a valid choice."),
-    ("tool-add", {"endpoint": "npx 'unclosed"}, "endpoint", "The command line cannot be read"),
-    ("agent-update", {"name": ""}, "name", "This field is required."),
-])
-def test_a_field_error_is_shown_next_to_the_field_and_writes_nothing(owner, agent, frozen_now, action, data,
-                                                                     field, message):
+@pytest.mark.parametrize(
+    "action, data, field, message",
+    [
+        (
+            "credential-record",
+            {"fingerprint": "AKIASECRETVALUE"},
+            "fingerprint",
+            "Give a fingerprint as sha256:&lt;hex&gt;, never the secret.",
+        ),
+        ("credential-record", {"created_at": "yesterday"}, "created_at", "Enter a valid date/time."),
+        (
+            "credential-record",
+            {"expires_at": "2026-10-01T00:00"},
+            "expires_at",
+            "A credential expires after it is created.",
+        ),
+        (
+            "workload-identity-add",
+            {"type": "spiffe", "issuer": "", "identifier": "triage"},
+            "identifier",
+            "A SPIFFE ID starts with spiffe://.",
+        ),
+        (
+            "workload-identity-add",
+            {"type": "oidc", "issuer": "", "identifier": "sub"},
+            "issuer",
+            "An OIDC identity needs its issuer.",
+        ),
+        ("tool-add", {"endpoint": ""}, "endpoint", "Give the command line that starts it (stdio) or its URL."),
+        ("tool-add", {"access_levels": ["admin"]}, "access_levels", "Select a valid choice."),
+        ("tool-add", {"endpoint": "npx 'unclosed"}, "endpoint", "The command line cannot be read"),
+        ("agent-update", {"name": ""}, "name", "This field is required."),
+    ],
+)
+def test_a_field_error_is_shown_next_to_the_field_and_writes_nothing(
+    owner, agent, frozen_now, action, data, field, message
+):
     args, base = ACTIONS[action][0](agent)
     before = (Credential.objects.count(), WorkloadIdentity.objects.count(), Tool.objects.count())
     response = client_as(owner).post(reverse(action, args=args), {**base, **data})
@@ -217,7 +287,7 @@ def test_a_field_error_is_shown_next_to_the_field_and_writes_nothing(owner, agen
     body = response.content.decode()
     assert message in body
     # the message sits in the field's own block, and the disclosure holding the form is open
-    after_input = body[body.index(f'name="{field}"'):]
+    after_input = body[body.index(f'name="{field}"') :]
     next_field = after_input.find('<div class="field ')
     assert message in (after_input[:next_field] if next_field != -1 else after_input)
     assert '<details class="manage" open>' in body
@@ -229,8 +299,9 @@ def test_a_field_error_is_shown_next_to_the_field_and_writes_nothing(owner, agen
 
 def test_a_duplicate_identity_names_the_agent_that_holds_it(owner, agent, other_owner):
     WorkloadIdentityFactory(agent=AgentFactory(owner=other_owner, slug="billing"), identifier="spiffe://x/billing")
-    response = client_as(owner).post(reverse("workload-identity-add", args=[agent.slug]),
-                                     {"type": "spiffe", "identifier": "spiffe://x/billing"})
+    response = client_as(owner).post(
+        reverse("workload-identity-add", args=[agent.slug]), {"type": "spiffe", "identifier": "spiffe://x/billing"}
+    )
     assert response.status_code == 400
     assert b"This identity already belongs to agent billing" in response.content
     assert not agent.identities.exists()
@@ -238,13 +309,14 @@ def test_a_duplicate_identity_names_the_agent_that_holds_it(owner, agent, other_
 
 def test_a_row_error_reopens_that_rows_form(owner, agent, frozen_now):
     credential = CredentialFactory(agent=agent)
-    response = client_as(owner).post(reverse("credential-rotate", args=[agent.slug, credential.pk]),
-                                     {"rotated_at": "2026-12-01T00:00"}, headers=HTMX)
+    response = client_as(owner).post(
+        reverse("credential-rotate", args=[agent.slug, credential.pk]), {"rotated_at": "2026-12-01T00:00"}, headers=HTMX
+    )
     assert response.status_code == 400
     body = response.content.decode()
     assert "A rotation cannot be in the future." in body
-    row = body[body.index(f'id="credential-{credential.pk}"'):]
-    assert row.index("<details class=\"actions\" open>") < row.index("A rotation cannot be in the future.")
+    row = body[body.index(f'id="credential-{credential.pk}"') :]
+    assert row.index('<details class="actions" open>') < row.index("A rotation cannot be in the future.")
     credential.refresh_from_db()
     assert credential.last_rotated_at == datetime(2026, 11, 1, tzinfo=UTC)
     assert AuditEvent.objects.count() == 0
@@ -274,10 +346,16 @@ def test_htmx_gets_only_the_credentials_section_and_the_findings_out_of_band(own
     assert "HX-Request" in response["Vary"]
 
 
-@pytest.mark.parametrize("action, section", [
-    ("agent-update", "profile"), ("workload-identity-add", "identities"), ("tool-add", "tools"),
-    ("tool-update", "tools"), ("credential-revoke", "credentials"),
-])
+@pytest.mark.parametrize(
+    "action, section",
+    [
+        ("agent-update", "profile"),
+        ("workload-identity-add", "identities"),
+        ("tool-add", "tools"),
+        ("tool-update", "tools"),
+        ("credential-revoke", "credentials"),
+    ],
+)
 def test_htmx_gets_only_the_sections_partial(owner, agent, frozen_now, action, section):
     args, data = ACTIONS[action][0](agent)
     response = client_as(owner).post(reverse(action, args=args), data, headers=HTMX)
@@ -332,8 +410,17 @@ def test_an_item_of_another_agent_is_a_404(owner, agent, other_owner):
 
 # --- what each viewer is offered ------------------------------------------------------------
 
-CONTROLS = ("Edit description", "Record a credential", "Bind a workload identity", "Add a tool",
-            "Record rotation", "Revoke", "Unbind", "Save access", "Remove tool")
+CONTROLS = (
+    "Edit description",
+    "Record a credential",
+    "Bind a workload identity",
+    "Add a tool",
+    "Record rotation",
+    "Revoke",
+    "Unbind",
+    "Save access",
+    "Remove tool",
+)
 
 
 @pytest.mark.parametrize("role", ["owner", "admin"])
@@ -367,12 +454,20 @@ def test_a_decommissioned_agent_offers_only_the_remedies(owner, agent, frozen_no
     body = client.get(reverse("agent-detail", args=[agent.slug])).content.decode()
     for text in ("Revoke", "Unbind"):
         assert text in body, text
-    for text in ("Edit description", "Record a credential", "Bind a workload identity", "Add a tool",
-                 "Record rotation", "Save access", "Remove tool"):
+    for text in (
+        "Edit description",
+        "Record a credential",
+        "Bind a workload identity",
+        "Add a tool",
+        "Record rotation",
+        "Save access",
+        "Remove tool",
+    ):
         assert text not in body, text
 
-    response = client.post(reverse("credential-revoke", args=[agent.slug, credential.pk]),
-                           {"reason": "Revoked at AWS."}, headers=HTMX)
+    response = client.post(
+        reverse("credential-revoke", args=[agent.slug, credential.pk]), {"reason": "Revoked at AWS."}, headers=HTMX
+    )
     assert response.status_code == 200
     finding.refresh_from_db()
     assert finding.status == Finding.Status.RESOLVED

@@ -26,8 +26,9 @@ def audit_events(agent, verb):
 # --- risk tier on the agent page --------------------------------------------------------------
 
 
-@pytest.mark.parametrize("role, offered", [("admin", True), ("owner", False), ("other_owner", False),
-                                           ("auditor", False)])
+@pytest.mark.parametrize(
+    "role, offered", [("admin", True), ("owner", False), ("other_owner", False), ("auditor", False)]
+)
 def test_only_iam_admins_are_offered_the_risk_tier_form(people, agent, role, offered):
     body = client_as(people[role]).get(reverse("agent-detail", args=[agent.slug])).content.decode()
     assert (reverse("agent-set-risk-tier", args=[agent.slug]) in body) == offered
@@ -57,7 +58,8 @@ def test_set_risk_tier_permission_matrix(people, agent, role, status):
 
 def test_set_risk_tier_over_htmx_answers_with_the_profile_and_the_head(admin_user, agent):
     response = client_as(admin_user).post(
-        reverse("agent-set-risk-tier", args=[agent.slug]), {"risk_tier": "critical", "reason": "Prod admin."},
+        reverse("agent-set-risk-tier", args=[agent.slug]),
+        {"risk_tier": "critical", "reason": "Prod admin."},
         headers=HTMX,
     )
     body = response.content.decode()
@@ -67,15 +69,16 @@ def test_set_risk_tier_over_htmx_answers_with_the_profile_and_the_head(admin_use
     assert 'id="agent-head" hx-swap-oob="true"' in body and "Risk: Critical" in body
 
 
-@pytest.mark.parametrize("data, field_error", [
-    ({"risk_tier": "high", "reason": ""}, "Give a reason; it is kept in the audit trail."),
-    ({"risk_tier": "unassessed", "reason": "Back to square one."}, "Select a valid choice."),
-    ({"risk_tier": "extreme", "reason": "x"}, "Select a valid choice."),
-])
+@pytest.mark.parametrize(
+    "data, field_error",
+    [
+        ({"risk_tier": "high", "reason": ""}, "Give a reason; it is kept in the audit trail."),
+        ({"risk_tier": "unassessed", "reason": "Back to square one."}, "Select a valid choice."),
+        ({"risk_tier": "extreme", "reason": "x"}, "Select a valid choice."),
+    ],
+)
 def test_bad_risk_tier_input_is_a_400_next_to_the_field(admin_user, agent, data, field_error):
-    response = client_as(admin_user).post(
-        reverse("agent-set-risk-tier", args=[agent.slug]), data, headers=HTMX
-    )
+    response = client_as(admin_user).post(reverse("agent-set-risk-tier", args=[agent.slug]), data, headers=HTMX)
     assert response.status_code == 400
     body = response.content.decode()
     assert field_error in body and '<details class="manage" open>' in body
@@ -94,8 +97,12 @@ def test_setting_the_same_tier_says_nothing_changed(admin_user, owner):
 
 # --- risk tier when registering ---------------------------------------------------------------
 
-REGISTER = {"name": "Payments bot", "kind": "assistant", "environment": "production",
-            "autonomy_level": "human_in_the_loop"}
+REGISTER = {
+    "name": "Payments bot",
+    "kind": "assistant",
+    "environment": "production",
+    "autonomy_level": "human_in_the_loop",
+}
 
 
 def test_the_register_form_offers_a_risk_tier_to_iam_admins_only(admin_user, owner):
@@ -130,13 +137,15 @@ def test_an_owner_who_sends_a_risk_tier_is_refused(owner):
 
 
 def _offers_transfer(user, agent) -> bool:
-    return reverse("agent-assign-owner", args=[agent.slug]) in client_as(user).get(
-        reverse("agent-detail", args=[agent.slug])
-    ).content.decode()
+    return (
+        reverse("agent-assign-owner", args=[agent.slug])
+        in client_as(user).get(reverse("agent-detail", args=[agent.slug])).content.decode()
+    )
 
 
-@pytest.mark.parametrize("role, offered", [("admin", True), ("owner", True), ("other_owner", False),
-                                           ("auditor", False)])
+@pytest.mark.parametrize(
+    "role, offered", [("admin", True), ("owner", True), ("other_owner", False), ("auditor", False)]
+)
 def test_the_transfer_form_is_shown_only_to_who_may_transfer(people, agent, role, offered):
     # other_owner is the backup owner: while the owner is active, the backup may not take the agent.
     assert _offers_transfer(people[role], agent) == offered

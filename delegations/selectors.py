@@ -1,0 +1,60 @@
+"""Reads of delegation grants shared by the web UI and the REST API.
+
+Each selector returns a queryset already limited to what ``user`` may see
+(``delegations.permissions``), with the joins its pages need, annotated with ``state`` as of
+``now`` (``GrantQuerySet.with_state_at``: enforcement's own rule), in a total order.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from django.db.models import Prefetch, QuerySet
+
+from .models import Approval, DelegationGrant, GrantScope
+from .permissions import visible_grants_q
+
+
+def grant_list(*, user, now: datetime) -> QuerySet[DelegationGrant]:
+    """Grants visible to ``user`` with agent, owner, requester, parent joined, scopes and approvals
+    prefetched, ``state`` as of ``now``; newest request first."""
+    return (
+        DelegationGrant.objects.filter(visible_grants_q(user))
+        .with_state_at(now)
+        .select_related(
+            "agent__owner", "agent__backup_owner", "requested_by", "on_behalf_of", "parent__agent", "decided_by"
+        )
+        .prefetch_related(
+            Prefetch("scopes", queryset=GrantScope.objects.order_by("tool_name", "access", "resource_pattern")),
+            Prefetch("approvals", queryset=Approval.objects.select_related("approver").order_by("decided_at", "id")),
+        )
+        .order_by("-requested_at", "-id")
+    )
+
+
+def grant_get(*, user, pk: int, now: datetime) -> DelegationGrant:
+    """One grant visible to ``user``; raises ``DelegationGrant.DoesNotExist`` otherwise."""
+    return grant_list(user=user, now=now).get(pk=pk)
+
+
+def approval_queue(*, user, now: datetime) -> QuerySet[DelegationGrant]:
+    """Pending requests, oldest first (the approval queue of IAM admins)."""
+    return grant_list(user=user, now=now).filter(status=DelegationGrant.Status.PENDING).order_by("requested_at", "id")
+
+
+def grants_expiring_within(*, user, now: datetime, within: timedelta = timedelta(days=7)) -> QuerySet[DelegationGrant]:
+    """Grants that authorise at ``now`` and end within ``within``; soonest first (the dashboard list)."""
+    return (
+        grant_list(user=user, now=now)
+        .filter(pk__in=DelegationGrant.objects.active_at(now).values("pk"), expires_at__lte=now + within)
+        .order_by("expires_at", "id")
+    )
+
+
+def grant_chain(grant: DelegationGrant) -> list[DelegationGrant]:
+    """The grants above ``grant`` in its chain, root first, then ``grant`` itself (at most the policy depth)."""
+    chain, node = [grant], grant
+    while node.parent_id is not None:
+        node = DelegationGrant.objects.select_related("agent", "parent").get(pk=node.parent_id)
+        chain.append(node)
+    return list(reversed(chain))
