@@ -107,6 +107,20 @@ KINDS: dict[str, FindingKind] = {
             "Move the secret to a secret manager or an input variable and rotate it.",
         ),
         FindingKind(
+            "reassessment_due",
+            "Risk assessment out of date",
+            S.MEDIUM,
+            ("NHI1",),
+            "Reassess the agent's risk; its tier sets grant caps and the attestation cadence.",
+        ),
+        FindingKind(
+            "attestation_overdue",
+            "Owner attestation overdue",
+            S.HIGH,
+            ("NHI1",),
+            "The owner (or backup owner) answers the attestation; past grace the agent is suspended or flagged.",
+        ),
+        FindingKind(
             "shared_workload_identity",
             "Workload identity shared by several agents",
             S.HIGH,

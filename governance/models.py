@@ -191,6 +191,51 @@ class Policy(models.Model):
         validators=[MinValueValidator(1), MaxValueValidator(24 * 14)],
         help_text="Remind the requester and the agent's owner this many hours before a grant expires.",
     )
+    # Attestations and risk assessments (issue: owners vouch on a cadence set by the tier).
+    # An unassessed agent follows the high tier's cadence.
+    attestation_days_critical = models.PositiveIntegerField(
+        default=30, validators=[MinValueValidator(1)], help_text="Days between attestations of a critical agent."
+    )
+    attestation_days_high = models.PositiveIntegerField(
+        default=90,
+        validators=[MinValueValidator(1)],
+        help_text="Days between attestations of a high-tier (or not yet assessed) agent.",
+    )
+    attestation_days_medium = models.PositiveIntegerField(
+        default=180, validators=[MinValueValidator(1)], help_text="Days between attestations of a medium-tier agent."
+    )
+    attestation_days_low = models.PositiveIntegerField(
+        default=365, validators=[MinValueValidator(1)], help_text="Days between attestations of a low-tier agent."
+    )
+    attestation_grace_days = models.PositiveIntegerField(
+        default=14,
+        validators=[MinValueValidator(0), MaxValueValidator(90)],
+        help_text="Days past the due date before an unanswered attestation is enforced.",
+    )
+    attestation_suspend_critical = models.BooleanField(
+        default=True, help_text="Past grace, suspend a critical agent (otherwise only flag it)."
+    )
+    attestation_suspend_high = models.BooleanField(
+        default=True, help_text="Past grace, suspend a high-tier agent (otherwise only flag it)."
+    )
+    attestation_suspend_medium = models.BooleanField(
+        default=False, help_text="Past grace, suspend a medium-tier agent (otherwise only flag it)."
+    )
+    attestation_suspend_low = models.BooleanField(
+        default=False, help_text="Past grace, suspend a low-tier agent (otherwise only flag it)."
+    )
+    assessment_valid_days_critical = models.PositiveIntegerField(
+        default=90, validators=[MinValueValidator(1)], help_text="Days a critical agent's risk assessment holds."
+    )
+    assessment_valid_days_high = models.PositiveIntegerField(
+        default=180, validators=[MinValueValidator(1)], help_text="Days a high-tier agent's risk assessment holds."
+    )
+    assessment_valid_days_medium = models.PositiveIntegerField(
+        default=365, validators=[MinValueValidator(1)], help_text="Days a medium-tier agent's risk assessment holds."
+    )
+    assessment_valid_days_low = models.PositiveIntegerField(
+        default=365, validators=[MinValueValidator(1)], help_text="Days a low-tier agent's risk assessment holds."
+    )
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
@@ -204,6 +249,18 @@ class Policy(models.Model):
         """The policy row, created with defaults on first use."""
         policy, _ = cls.objects.get_or_create(pk=1)
         return policy
+
+    def attestation_days(self, risk_tier: str) -> int:
+        """Days between attestations for an agent of ``risk_tier`` (``unassessed`` counts as high)."""
+        return getattr(self, f"attestation_days_{risk_tier}", self.attestation_days_high)
+
+    def attestation_suspends(self, risk_tier: str) -> bool:
+        """True if an attestation overdue past grace suspends an agent of ``risk_tier`` (else it is only flagged)."""
+        return getattr(self, f"attestation_suspend_{risk_tier}", self.attestation_suspend_high)
+
+    def assessment_valid_days(self, risk_tier: str) -> int:
+        """Days a risk assessment of ``risk_tier`` holds before a reassessment is due."""
+        return getattr(self, f"assessment_valid_days_{risk_tier}", self.assessment_valid_days_high)
 
     def grant_max_hours(self, risk_tier: str) -> int:
         """The longest grant, in hours, for an agent of ``risk_tier`` (``unassessed`` counts as high)."""
@@ -250,3 +307,135 @@ class IntegrationToken(models.Model):
     def is_usable(self, now) -> bool:
         """True while not revoked, ``now < expires_at`` and its user is active."""
         return self.revoked_at is None and now < self.expires_at and self.user.is_active
+
+
+# --- the governance domain: risk assessments, attestations, campaigns ------------------------
+# These refer to the inventory by model name ("inventory.Agent"), so the kernel above imports no app.
+
+
+class RiskTier(models.TextChoices):
+    LOW = "low", "Low"
+    MEDIUM = "medium", "Medium"
+    HIGH = "high", "High"
+    CRITICAL = "critical", "Critical"
+
+
+class RiskAssessment(models.Model):
+    """One risk assessment of an agent: the answers to each factor, their scores, the total and the tier.
+
+    History is kept; an agent's tier is its latest assessment's. ``valid_until`` is when a
+    reassessment falls due (by tier, from the policy). Rules and framework references:
+    ``governance.assessments``.
+    """
+
+    agent = models.ForeignKey("inventory.Agent", on_delete=models.PROTECT, related_name="risk_assessments")
+    assessed_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    assessed_at = models.DateTimeField()
+    answers = models.JSONField(help_text="Factor code → the answer given.")
+    factor_scores = models.JSONField(help_text="Factor code → points scored.")
+    score = models.PositiveIntegerField()
+    tier = models.CharField(max_length=16, choices=RiskTier.choices)
+    notes = models.TextField(blank=True)
+    valid_until = models.DateTimeField()
+
+    class Meta:
+        ordering = ["-assessed_at", "-id"]
+        indexes = [models.Index(fields=["agent", "-assessed_at", "-id"], name="assessment_agent_latest_idx")]
+        constraints = [
+            models.CheckConstraint(condition=Q(valid_until__gt=models.F("assessed_at")), name="assessment_valid_after")
+        ]
+
+    def __str__(self):
+        return f"Risk assessment #{self.pk} of {self.agent}: {self.tier}" if self.pk else "Risk assessment"
+
+
+class Campaign(models.Model):
+    """An attestation campaign an IAM admin launches over a scope, with a deadline."""
+
+    class ScopeKind(models.TextChoices):
+        ALL = "all", "All live agents"
+        TIER = "tier", "Agents of one risk tier"
+        TEAM = "team", "Agents of one team"
+        ENVIRONMENT = "environment", "Agents of one environment"
+
+    name = models.CharField(max_length=200)
+    description = models.TextField(blank=True)
+    scope_kind = models.CharField(max_length=16, choices=ScopeKind.choices)
+    scope_value = models.CharField(max_length=100, blank=True, help_text="The tier, team slug or environment.")
+    deadline = models.DateField()
+    launched_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    launched_at = models.DateTimeField()
+    closed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-launched_at", "-id"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(scope_kind="all", scope_value="") | (~Q(scope_kind="all") & ~Q(scope_value="")),
+                name="campaign_scope_value_matches_kind",
+            )
+        ]
+
+    def __str__(self):
+        return self.name
+
+
+class Attestation(models.Model):
+    """An owner's periodic vouching for one agent: due on a date, answered once with a checklist and
+    an outcome. At most one open attestation per agent (database constraint); a decided one is
+    never rewritten."""
+
+    class Status(models.TextChoices):
+        OPEN = "open", "Open"
+        ATTESTED = "attested", "Attested"
+        CANCELLED = "cancelled", "Cancelled"
+
+    class Outcome(models.TextChoices):
+        KEEP = "keep", "Keep as is"
+        REDUCE = "reduce", "Reduce its grants"
+        DECOMMISSION = "decommission", "Decommission the agent"
+
+    class Enforcement(models.TextChoices):
+        SUSPENDED = "suspended", "Agent suspended"
+        FLAGGED = "flagged", "Flagged only"
+
+    agent = models.ForeignKey("inventory.Agent", on_delete=models.PROTECT, related_name="attestations")
+    campaign = models.ForeignKey(Campaign, on_delete=models.PROTECT, null=True, blank=True, related_name="attestations")
+    due_on = models.DateField()
+    opened_at = models.DateTimeField()
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.OPEN)
+    still_needed = models.BooleanField(null=True, blank=True)
+    owner_correct = models.BooleanField(null=True, blank=True)
+    grants_appropriate = models.BooleanField(null=True, blank=True)
+    credentials_rotated = models.BooleanField(null=True, blank=True)
+    outcome = models.CharField(max_length=16, choices=Outcome.choices, blank=True)
+    comment = models.TextField(blank=True)
+    attested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    attested_at = models.DateTimeField(null=True, blank=True)
+    reminded_14d_at = models.DateTimeField(null=True, blank=True)
+    reminded_3d_at = models.DateTimeField(null=True, blank=True)
+    reminded_1d_at = models.DateTimeField(null=True, blank=True)
+    escalated_at = models.DateTimeField(null=True, blank=True)
+    enforced_at = models.DateTimeField(null=True, blank=True)
+    enforcement = models.CharField(max_length=16, choices=Enforcement.choices, blank=True)
+    closed_at = models.DateTimeField(null=True, blank=True)
+    close_reason = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["due_on", "id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["agent"], condition=Q(status="open"), name="attestation_one_open_per_agent"
+            ),
+            models.CheckConstraint(
+                condition=~Q(status="attested")
+                | (Q(attested_at__isnull=False) & Q(attested_by__isnull=False) & ~Q(outcome="")),
+                name="attestation_attested_is_complete",
+            ),
+        ]
+        indexes = [models.Index(fields=["status", "due_on"], name="attestation_status_due_idx")]
+
+    def __str__(self):
+        return f"Attestation of {self.agent} due {self.due_on:%Y-%m-%d}" if self.agent_id else "Attestation"

@@ -281,6 +281,19 @@ POLICY_FIELDS = (
     "grant_request_stale_days",
     "grant_max_depth",
     "grant_expiry_reminder_hours",
+    "attestation_days_critical",
+    "attestation_days_high",
+    "attestation_days_medium",
+    "attestation_days_low",
+    "attestation_grace_days",
+    "attestation_suspend_critical",
+    "attestation_suspend_high",
+    "attestation_suspend_medium",
+    "attestation_suspend_low",
+    "assessment_valid_days_critical",
+    "assessment_valid_days_high",
+    "assessment_valid_days_medium",
+    "assessment_valid_days_low",
 )
 
 
