@@ -169,6 +169,9 @@ SPECTACULAR_SETTINGS = {
         "CredentialKindEnum": "inventory.models.Credential.Kind",
         "ImportSourceEnum": "inventory.models.ImportRun.Source",
         "FindingKindEnum": "governance.findings.FINDING_KIND_CHOICES",
+        "AccessLevelEnum": "inventory.models.AccessLevel",
+        "GrantStatusEnum": "delegations.models.DelegationGrant.Status",
+        "GrantStateEnum": "delegations.models.DelegationGrant.STATES",
     },
 }
 
@@ -177,6 +180,8 @@ CELERY_BROKER_URL = env("CELERY_BROKER_URL", default="filesystem://")
 CELERY_BROKER_TRANSPORT_OPTIONS = {}
 if CELERY_BROKER_URL.startswith("filesystem://"):
     _queue = VAR_DIR / "broker"
+    for _folder in ("queue", "processed", "control"):
+        (_queue / _folder).mkdir(parents=True, exist_ok=True)
     CELERY_BROKER_TRANSPORT_OPTIONS = {
         "data_folder_in": str(_queue / "queue"),
         "data_folder_out": str(_queue / "queue"),
@@ -189,7 +194,13 @@ CELERY_TASK_IGNORE_RESULT = True
 CELERY_TASK_ACKS_LATE = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_ALWAYS_EAGER = env.bool("CELERY_TASK_ALWAYS_EAGER", default=False)
-CELERY_TIMEZONE = "UTC"
+# The organisation's time zone (IANA name): what "today" means for attestation due dates, and the zone
+# the daily jobs' beat schedule is read in (``governance.jobs``), so that each runs once per local day
+# across daylight-saving changes. Storage stays UTC (TIME_ZONE) and each viewer sees their own zone.
+WARRANT_TIME_ZONE = env("WARRANT_TIME_ZONE", default="UTC")
+# Beat's default zone for schedules that name none; the schedule rows of ``jobs_schedule_ensure``
+# each carry their own zone (UTC for the hourly jobs, WARRANT_TIME_ZONE for the daily ones).
+CELERY_TIMEZONE = WARRANT_TIME_ZONE
 CELERY_ENABLE_UTC = True
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 CELERY_ACCEPT_CONTENT = ["json"]

@@ -1,6 +1,7 @@
 """``seed_demo``: demo data through the services, every lifecycle state, idempotent."""
 
 from collections import Counter
+from datetime import timedelta
 from io import StringIO
 
 import pytest
@@ -11,6 +12,7 @@ from governance import roles
 from governance.audit import audit_verify
 from governance.models import AuditEvent, Finding
 from inventory.models import Agent, Credential, Team, Tool, WorkloadIdentity
+from tests.factories import T0
 
 
 def _counts() -> dict:
@@ -76,3 +78,16 @@ def test_seed_demo_people_and_roles(frozen_now):
     assert registered == Agent.objects.count()
     assert AuditEvent.objects.filter(verb="credential.record").count() == Credential.objects.count()
     assert AuditEvent.objects.filter(verb="tool.add").count() == Tool.objects.count()
+
+
+def test_seed_demo_grants_cover_the_approval_queue(frozen_now):
+    """The demo has grants to approve (one needing two approvers, one of them given), active ones
+    (one ending within days, for the dashboard), a denied and a revoked one — all through the services."""
+    from delegations.models import DelegationGrant
+
+    call_command("seed_demo", stdout=StringIO())
+    states = sorted(DelegationGrant.objects.with_state_at(T0).values_list("state", flat=True))
+    assert states == ["active", "active", "denied", "pending", "pending", "pending", "revoked"]
+    two = DelegationGrant.objects.get(agent__slug="invoice-agent", scopes__tool_name="payments-api")
+    assert (two.approvals_required, two.approvals.count(), two.status) == (2, 1, "pending")
+    assert DelegationGrant.objects.filter(expires_at__lte=T0 + timedelta(days=7), status="active").count() == 1

@@ -1,11 +1,13 @@
 """``python manage.py seed_demo`` loads Warrant's demo data once, through the services.
 
-People (password ``warrant-demo``): ``admin`` (superuser, IAM admin), ``olivia`` and ``oscar``
-(agent owners), ``aude`` (auditor). Teams, agents in every lifecycle state with backup owners
-and varied risk tiers, environments and data classes, workload identities, credentials of
-every age (fresh, unused, never used, unrotated, expiring, expired but active, a console
-password, one left active on a decommissioned agent), and MCP tools (stdio and remote, internal
-and external). Then the stale-credential job runs once, so that findings exist.
+People (password ``warrant-demo``): ``admin`` (superuser, IAM admin), ``ines`` (IAM admin, the
+second approver), ``olivia`` and ``oscar`` (agent owners), ``aude`` (auditor). Teams, agents in
+every lifecycle state with backup owners and varied risk tiers, environments and data classes,
+workload identities, credentials of every age (fresh, unused, never used, unrotated, expiring,
+expired but active, a console password, one left active on a decommissioned agent), and MCP
+tools (stdio and remote, internal and external). Delegation grants: active (one ending within
+days), pending with none or one of two approvals, denied and revoked. Then the stale-credential
+job runs once, so that findings exist.
 
 Idempotent: people, teams, agents, identities, credentials and tools are looked up by their
 natural keys and only missing ones are created; the job runs only when something was created.
@@ -33,6 +35,7 @@ DEMO_PASSWORD = "warrant-demo"
 PEOPLE = [
     # username, first name, last name, role, superuser
     ("admin", "Ada", "Admin", roles.IAM_ADMIN, True),
+    ("ines", "Ines", "Iverson", roles.IAM_ADMIN, False),
     ("olivia", "Olivia", "Owens", roles.AGENT_OWNER, False),
     ("oscar", "Oscar", "Ortiz", roles.AGENT_OWNER, False),
     ("aude", "Aude", "Auditor", roles.AUDITOR, False),
@@ -410,7 +413,8 @@ class Command(BaseCommand):
         else:
             self.stdout.write("Demo data already present; nothing changed.")
         self.stdout.write(
-            f"Demo logins (password {DEMO_PASSWORD}): admin (IAM admin), olivia, oscar (agent owners), aude (auditor)."
+            f"Demo logins (password {DEMO_PASSWORD}): admin, ines (IAM admins), olivia, oscar (agent owners), "
+            "aude (auditor)."
         )
 
 
@@ -436,9 +440,60 @@ def seed(*, now) -> int:
     for spec in AGENTS:
         created += _agent(spec, actor=actor, people=people, teams=teams, now=now)
 
+    created += _grants(people=people, now=now)
+
     if created:
         services.credentials_flag_stale_due(now=now, actor=Actor.system("stale-credential job"))
     return created
+
+
+def _grants(*, people, now) -> int:
+    """Demo delegation grants through the delegation services, once (when no grant exists yet)."""
+    from delegations import services as grants
+    from delegations.models import DelegationGrant
+    from delegations.services import ScopeRequest
+
+    if DelegationGrant.objects.exists():
+        return 0
+    olivia, oscar = Actor.person(people["olivia"]), Actor.person(people["oscar"])
+    admin, ines = Actor.person(people["admin"]), Actor.person(people["ines"])
+    slugs = ["support-triage", "invoice-agent", "code-review-bot", "hr-onboarding"]
+    agent = {a.slug: a for a in Agent.objects.filter(slug__in=slugs)}
+
+    def ask(actor, slug, scopes, purpose, justification, hours, **kwargs):
+        return grants.grant_request(
+            actor=actor,
+            agent=agent[slug],
+            scopes=[ScopeRequest(*s) for s in scopes],
+            purpose=purpose,
+            justification=justification,
+            expires_at=now + timedelta(hours=hours),
+            **kwargs,
+        )
+
+    triage = ask(olivia, "support-triage", [("zendesk", "read"), ("knowledge-base", "read")],
+                 "Triage the support queue", "Reads new tickets and the knowledge base to route them.", 3 * 24,
+                 intents=["ticket-triage"])  # fmt: skip
+    grants.grant_approve(actor=admin, grant=triage, comment="Read-only, within the medium-tier cap.")
+    review = ask(olivia, "code-review-bot", [("github", "read", "repo:warrant-demo/*")],
+                 "Review pull requests", "Comments on pull requests in the demo organisation.", 20 * 24)  # fmt: skip
+    grants.grant_approve(actor=ines, grant=review, comment="Scoped to our repositories.")
+    ask(olivia, "code-review-bot", [("github", "write", "repo:warrant-demo/docs")],
+        "Fix typos in the docs", "Opens small documentation fixes for review.", 7 * 24)  # fmt: skip
+    payments = ask(oscar, "invoice-agent", [("payments-api", "write")],
+                   "Propose supplier payments", "Quarter-end close: propose matched invoices for payment.", 8,
+                   intents=["invoice-reconciliation"])  # fmt: skip
+    grants.grant_approve(actor=ines, grant=payments, comment="Checked the supplier list.")
+    ask(oscar, "invoice-agent", [("ledger-db", "read")],
+        "Reconcile the ledger", "Monthly reconciliation of the ledger against purchase orders.", 24)  # fmt: skip
+    hr = ask(oscar, "hr-onboarding", [("hris", "read")],
+             "Export all employee records", "Bulk export for a spreadsheet.", 24)  # fmt: skip
+    grants.grant_deny(actor=admin, grant=hr, reason="Health data in bulk is out of scope; ask per new hire instead.")
+    stale = ask(olivia, "support-triage", [("zendesk", "write")],
+                "Close duplicate tickets", "Clean-up of duplicates.", 48)  # fmt: skip
+    grants.grant_approve(actor=admin, grant=stale)
+    grants.grant_revoke(actor=olivia, grant=stale, reason="Clean-up done early.")
+    return DelegationGrant.objects.count()
 
 
 def _person(username, first, last, role, superuser) -> tuple[object, int]:
