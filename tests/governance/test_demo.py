@@ -80,6 +80,7 @@ def test_seed_demo_people_and_roles(frozen_now):
     assert AuditEvent.objects.filter(verb="tool.add").count() == Tool.objects.count()
 
 
+@pytest.mark.django_db
 def test_seed_demo_grants_cover_the_approval_queue(frozen_now):
     """The demo has grants to approve (one needing two approvers, one of them given), active ones
     (one ending within days, for the dashboard), a denied and a revoked one — all through the services."""
