@@ -11,3 +11,4 @@ class DelegationsConfig(AppConfig):
         from . import services
 
         events.subscribe("agent.decommissioned", services.on_agent_decommissioned)
+        events.subscribe("person.deactivated", services.on_person_deactivated)

@@ -2,7 +2,8 @@
 
 - ``requested``: every active IAM admin who may decide it (never the requester, the agent's
   owner or backup owner, or the person it acts for) — a new request waits in the queue.
-- ``decided``: the requester — approved or denied, by whom and why.
+- ``decided``: the requester — approved or denied, by whom and why (every approver, with their
+  comments, when several approved).
 - ``expiring``: the requester and the agent's owner — the grant ends within the reminder window.
 - ``expired`` / ``cancelled``: the requester and the agent's owner — the grant ended.
 
@@ -16,11 +17,11 @@ from collections.abc import Iterable
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.mail import EmailMessage, mailers
-from django.db.models import Q
+from django.db.models import Prefetch, Q
 
 from governance.roles import IAM_ADMIN
 
-from .models import DelegationGrant
+from .models import Approval, DelegationGrant
 
 KINDS = ("requested", "decided", "expiring", "expired", "cancelled")
 
@@ -73,10 +74,18 @@ def message_for(kind: str, grant: DelegationGrant) -> EmailMessage | None:
             if grant.status in (DelegationGrant.Status.ACTIVE, DelegationGrant.Status.EXPIRED)
             else grant.status
         )
+        approving = [a for a in grant.approvals.all() if a.decision == Approval.Decision.APPROVE]
+        if verdict == "approved" and len(approving) > 1:
+            # Each of the distinct approvers decided: name them all, with what each said.
+            who = " and ".join(a.approver.get_username() for a in approving)
+            why = "".join(f"- {a.approver.get_username()}: {a.comment or '(no comment)'}\n" for a in approving)
+            why = f"Their comments:\n{why}"
+        else:
+            why = f"Reason: {grant.decision_reason or '(none given)'}\n"
         subject = f"[Warrant] Your grant request for {agent.name} was {verdict}"
         body = (
             f"Your request #{grant.pk} for {agent.name} was {verdict} by {who}.\n"
-            f"Reason: {grant.decision_reason or '(none given)'}\n"
+            + why
             + (f"It authorises from {_fmt(grant.starts_at)} until {_fmt(grant.expires_at)}.\n"
                if grant.status == DelegationGrant.Status.ACTIVE else "")
             + f"\n{_link(grant)}\n"
@@ -111,7 +120,7 @@ def grant_notifications_send(*, kind: str, grant_ids: Iterable[int]) -> int:
     grants = (
         DelegationGrant.objects.filter(pk__in=list(grant_ids))
         .select_related("agent__owner", "agent__backup_owner", "requested_by", "decided_by")
-        .prefetch_related("scopes")
+        .prefetch_related("scopes", Prefetch("approvals", queryset=Approval.objects.select_related("approver")))
         .order_by("pk")
     )
     messages = [m for m in (message_for(kind, g) for g in grants) if m is not None]

@@ -92,3 +92,29 @@ def can_revoke_grant(user, grant: DelegationGrant) -> bool:
 def can_renew_grant(user, grant: DelegationGrant) -> bool:
     """Whoever may request a grant for the agent may ask to renew one of its grants."""
     return can_request_grant(user, grant.agent)
+
+
+def grant_actions(user, grant: DelegationGrant, *, now, approvals=None) -> list[str]:
+    """The actions ``user`` may take on ``grant`` at instant ``now``, in this order: ``approve`` and
+    ``deny`` (``decision_refusal`` finds no reason against), ``cancel`` (pending), ``revoke``
+    (approved and its expiry not yet come, whether or not the expiry job has run), ``renew``
+    (approved or expired, its agent active). UI pages and the API offer exactly these; the
+    services refuse anything else. ``approvals``: the grant's approvals already loaded (a list).
+    """
+    from inventory.models import Agent
+
+    Status = DelegationGrant.Status
+    actions = []
+    if decision_refusal(user, grant, approvals=approvals) is None:
+        actions += ["approve", "deny"]
+    if grant.status == Status.PENDING and can_cancel_grant(user, grant):
+        actions.append("cancel")
+    if grant.status == Status.ACTIVE and grant.expires_at > now and can_revoke_grant(user, grant):
+        actions.append("revoke")
+    if (
+        grant.status in (Status.ACTIVE, Status.EXPIRED)
+        and grant.agent.state == Agent.State.ACTIVE
+        and can_renew_grant(user, grant)
+    ):
+        actions.append("renew")
+    return actions

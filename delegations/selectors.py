@@ -9,7 +9,10 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from django.db.models import Prefetch, QuerySet
+from django.db.models import Prefetch, Q, QuerySet
+
+from governance.audit import object_type_of
+from governance.models import AuditEvent
 
 from .models import Approval, DelegationGrant, GrantScope
 from .permissions import visible_grants_q
@@ -58,3 +61,18 @@ def grant_chain(grant: DelegationGrant) -> list[DelegationGrant]:
         node = DelegationGrant.objects.select_related("agent", "parent").get(pk=node.parent_id)
         chain.append(node)
     return list(reversed(chain))
+
+
+def grant_list_mine(*, user, now: datetime) -> QuerySet[DelegationGrant]:
+    """``grant_list`` narrowed to the grants ``user`` requested and those of agents they own or back up
+    ("my grants")."""
+    if not getattr(user, "is_authenticated", False):
+        return grant_list(user=user, now=now).none()
+    mine = Q(requested_by=user) | Q(agent__owner=user) | Q(agent__backup_owner=user)
+    return grant_list(user=user, now=now).filter(mine)
+
+
+def grant_history(grant: DelegationGrant) -> QuerySet[AuditEvent]:
+    """The audit events about ``grant`` (its request, approvals, denial, cancellation, revocation,
+    expiry), oldest first."""
+    return AuditEvent.objects.filter(object_type=object_type_of(grant), object_id=str(grant.pk)).order_by("id")

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from django.db import connection, transaction
 from django.db.models import Q
@@ -91,12 +91,18 @@ def _aware(value, field: str) -> datetime:
 
 
 def _fmt_duration(delta: timedelta) -> str:
-    seconds = int(delta.total_seconds())
+    """A length as people read it: ``30 d``, ``24 h``, or ``24 h 0 min 1 s`` — never rounded onto the cap."""
+    seconds = delta.total_seconds()
     if seconds % 86400 == 0:
-        return f"{seconds // 86400} d"
+        return f"{int(seconds // 86400)} d"
     if seconds % 3600 == 0:
-        return f"{seconds // 3600} h"
-    return f"{seconds / 3600:.1f} h"
+        return f"{int(seconds // 3600)} h"
+    hours, rest = divmod(seconds, 3600)
+    minutes, secs = divmod(rest, 60)
+    text = f"{int(hours)} h {int(minutes)} min"
+    if secs:
+        text += " " + f"{secs:.6f}".rstrip("0").rstrip(".") + " s"
+    return text
 
 
 def grant_cap(agent: Agent, policy: Policy | None = None) -> timedelta:
@@ -141,7 +147,8 @@ def _notify(kind: str, grant_ids: Sequence[int]) -> None:
 
         send_grant_notifications.delay(kind, ids)
 
-    transaction.on_commit(send)
+    # robust: a broker that is down is logged, never turned into an error after the change committed.
+    transaction.on_commit(send, robust=True)
 
 
 def _check_scopes(agent: Agent, scopes: Sequence[ScopeRequest]) -> list[GrantScope]:
@@ -248,7 +255,8 @@ def grant_request(
     parent: DelegationGrant | None = None,
     renewal_of: DelegationGrant | None = None,
 ) -> DelegationGrant:
-    """Request a delegation grant for ``agent`` (its owner or backup owner, or an IAM admin).
+    """Request a delegation grant for ``agent`` (its owner or backup owner, or an IAM admin; for a
+    child grant, the owner of the agent holding ``parent``, who hands its work on).
 
     ``scopes``: ``ScopeRequest`` items naming the agent's tools; ``expires_at`` (aware, never
     absent) and ``starts_at`` (aware, default now, at most 5 minutes in the past). The length
@@ -278,9 +286,12 @@ def grant_request(
     intents = sorted({i.strip() for i in intents})
     with transaction.atomic():
         agent = Agent.objects.select_for_update().get(pk=agent.pk)
-        if user is None or not can_request_grant(user, agent):
-            if not (parent is not None and user is not None and can_request_grant(user, parent.agent)):
-                raise PermissionDenied("You may request grants only for agents you own or back up.")
+        if parent is None and (user is None or not can_request_grant(user, agent)):
+            raise PermissionDenied("You may request grants only for agents you own or back up.")
+        if parent is not None and (user is None or not can_request_grant(user, parent.agent)):
+            raise PermissionDenied(
+                "Only the owner of the agent that holds the parent grant (or an IAM admin) may hand its work on."
+            )
         if agent.state != Agent.State.ACTIVE:
             raise Conflict(f"{agent} is {agent.state}; only an active agent may be granted scopes.")
         if starts_at < now - START_TOLERANCE:
@@ -320,7 +331,7 @@ def grant_request(
             depth=depth,
             renewal_of=renewal_of,
             requested_by=user,
-            requested_via=actor.label if actor.type == "integration" else "",
+            requested_via=actor.label[:200] if actor.type == "integration" else "",
             requested_at=now,
             starts_at=starts_at,
             expires_at=expires_at,
@@ -372,7 +383,8 @@ def grant_approve(
     when it holds ``approvals_required`` approvals; the requester is e-mailed then. The row is
     locked first, so two approvals at once activate it exactly once (invariant 10). Raises
     PermissionDenied, Conflict (not pending, already decided, agent no longer active, parent no
-    longer authorising, expiry passed), ValidationError (lengthened or past expiry).
+    longer authorising, expiry passed), ValidationError (lengthened or past expiry; longer than
+    the cap for the agent's tier as it stands now — invariant 6 — which the approver may shorten to).
     """
     now = timezone.now()
     comment = (comment or "").strip()
@@ -401,6 +413,20 @@ def grant_approve(
             grant.expires_at = expires_at
         if grant.expires_at <= now:
             raise Conflict("This request's expiry has passed; it can no longer be approved.")
+        # The cap holds at approval too (invariant 6): the agent's tier or the policy may have changed
+        # since the request. Over it is refused, never trimmed; the approver may shorten instead.
+        policy = Policy.current()
+        cap = grant_cap(grant.agent, policy)
+        if grant.expires_at - grant.starts_at > cap:
+            tier = grant.agent.get_risk_tier_display().lower()
+            raise ValidationError(
+                {
+                    "expires_at": f"{_fmt_duration(grant.expires_at - grant.starts_at)} is longer than the "
+                    f"{_fmt_duration(cap)} now allowed for a {tier}-tier agent (its risk tier or the policy changed "
+                    f"since the request); approve with an expiry no later than {(grant.starts_at + cap).isoformat()} "
+                    "or deny it."
+                }  # fmt: skip
+            )
         user = _user(actor)
         Approval.objects.create(
             grant=grant, approver=user, decision=Approval.Decision.APPROVE, comment=comment, decided_at=now
@@ -408,7 +434,7 @@ def grant_approve(
         approved = grant.approvals.filter(decision=Approval.Decision.APPROVE).count()
         required = max(
             grant.approvals_required,
-            approvals_required_for(grant.agent, grant.scopes.values_list("data_classes", flat=True)),
+            approvals_required_for(grant.agent, grant.scopes.values_list("data_classes", flat=True), policy),
         )
         fields = ["expires_at"]
         if required != grant.approvals_required:
@@ -513,7 +539,8 @@ def grant_revoke(*, actor: Actor, grant: DelegationGrant, reason: str) -> list[D
 
     Active descendants are revoked, pending ones cancelled, one audit event each, in one
     transaction. Returns the grants ended (the grant first). Who may: ``can_revoke_grant``.
-    Raises PermissionDenied, Conflict (not active — an expired grant stays expired),
+    Raises PermissionDenied, Conflict (not active, or its expiry has come although the expiry job
+    has not yet run — an expired grant stays expired),
     ValidationError (no reason).
     """
     now = timezone.now()
@@ -526,6 +553,8 @@ def grant_revoke(*, actor: Actor, grant: DelegationGrant, reason: str) -> list[D
             raise PermissionDenied("Only the agent's owner, the requester and IAM admins may revoke a grant.")
         if grant.status != DelegationGrant.Status.ACTIVE:
             raise Conflict(f"Only an active grant can be revoked; this one is {grant.status}.")
+        if grant.expires_at <= now:
+            raise Conflict(f"This grant already expired at {grant.expires_at.isoformat()}; there is nothing to revoke.")
         return _revoke_with_descendants(actor, [grant], reason, now)
 
 
@@ -629,41 +658,43 @@ def on_agent_decommissioned(*, agent: Agent, actor: Actor, now: datetime) -> Non
 # --- jobs ------------------------------------------------------------------------------------
 
 
-def _expire_batch(now: datetime, batch_size: int) -> list[tuple[int, str]]:
-    """Mark one batch of due grants expired, returning ``(id, label)`` of each; rows another
-    transaction holds (a revocation in flight) are skipped and picked up by a later run."""
+def _expire_batch(now: datetime, batch_size: int) -> list[tuple[int, str, datetime]]:
+    """Mark one batch of due grants expired, returning ``(id, agent name, expires_at)`` of each, by id
+    (the agent's name, so that the audit label reads as ``str(grant)`` does).
+
+    The batch is read from ``grant_status_expires_idx`` in index order (``expires_at``), so the scan
+    stops after ``batch_size`` rows however many are due, and a run with nothing due touches one
+    index page. Each row is locked ``FOR NO KEY UPDATE`` (the lock the ``UPDATE`` takes anyway) with
+    ``SKIP LOCKED``: rows another transaction holds (a revocation in flight, another run of the job)
+    are skipped and left to that transaction or a later run, never logged twice — a locked row is
+    re-read before it is taken, and a row no longer active is left alone.
+    """
     table = DelegationGrant._meta.db_table
     agents = Agent._meta.db_table
+    lock = "FOR NO KEY UPDATE SKIP LOCKED" if connection.vendor == "postgresql" else ""
+    # ARRAY(...) runs the locking scan once, then the rows are fetched by primary key: the planner
+    # never trades the bounded index scan for a join over the whole table.
+    due = f"""
+        SELECT id FROM {table} WHERE status = %s AND expires_at <= %s ORDER BY expires_at LIMIT %s {lock}
+    """
     if connection.vendor == "postgresql":
-        sql = f"""
-            UPDATE {table} AS g SET status = %s, ended_at = %s, ended_by = %s, end_reason = %s
-            FROM (
-                SELECT id FROM {table} WHERE status = %s AND expires_at <= %s
-                ORDER BY id LIMIT %s FOR UPDATE SKIP LOCKED
-            ) AS due, {agents} AS a
-            WHERE g.id = due.id AND a.id = g.agent_id
-            RETURNING g.id, a.slug, g.expires_at
-        """
+        where = f"id = ANY(ARRAY({due}))"
     else:
-        sql = f"""
-            UPDATE {table} SET status = %s, ended_at = %s, ended_by = %s, end_reason = %s
-            WHERE id IN (SELECT id FROM {table} WHERE status = %s AND expires_at <= %s ORDER BY id LIMIT %s)
-            RETURNING id, (SELECT slug FROM {agents} WHERE {agents}.id = agent_id), expires_at
-        """
+        where = f"id IN ({due})"
+    sql = f"""
+        UPDATE {table} SET status = %s, ended_at = %s, ended_by = %s, end_reason = %s
+        WHERE {where} AND status = %s
+        RETURNING id, (SELECT name FROM {agents} WHERE {agents}.id = {table}.agent_id), expires_at
+    """
+    active = DelegationGrant.Status.ACTIVE
     with connection.cursor() as cursor:
         cursor.execute(
-            sql,
-            [
-                DelegationGrant.Status.EXPIRED,
-                now,
-                "system",
-                "Reached its expiry.",
-                DelegationGrant.Status.ACTIVE,
-                now,
-                batch_size,
-            ],
+            sql, [DelegationGrant.Status.EXPIRED, now, "system", "Reached its expiry.", active, now, batch_size, active]
         )
         rows = cursor.fetchall()
+    if connection.vendor != "postgresql":
+        # A raw cursor gives SQLite's datetimes back naive; they are stored in UTC (invariant 3).
+        rows = [(pk, name, end if timezone.is_aware(end) else end.replace(tzinfo=UTC)) for pk, name, end in rows]
     rows.sort()
     return rows
 
@@ -693,11 +724,11 @@ def grants_expire_due(*, now: datetime, batch_size: int = JOB_BATCH_SIZE) -> dic
                         verb="grant.expire",
                         object_type=object_type,
                         object_id=str(pk),
-                        object_label=f"Grant #{pk} to {slug}",
+                        object_label=f"Grant #{pk} to {agent_name}",
                         before={"status": "active"},
                         after={"status": "expired", "expires_at": expires_at},
                     )
-                    for pk, slug, expires_at in rows
+                    for pk, agent_name, expires_at in rows
                 ),
                 at=now,
             )
@@ -768,17 +799,20 @@ def grants_remind_expiring(*, now: datetime) -> dict[str, int]:
     """E-mail the requester and the agent's owner once about each grant that authorises now and
     ends within the policy's ``grant_expiry_reminder_hours`` (default 24 h) of ``now``.
 
-    Marks ``expiry_reminded_at`` in the same statement, so a rerun sends nothing more
-    (idempotent); a renewal is a new grant and gets its own reminder. Returns ``{"reminded": n}``.
+    Marks ``expiry_reminded_at`` in the same transaction, with the rows locked, so a rerun — or
+    a second run at the same time — sends nothing more (idempotent); a renewal is a new grant
+    and gets its own reminder. Returns ``{"reminded": n}``.
     """
     policy = Policy.current()
     horizon = now + timedelta(hours=policy.grant_expiry_reminder_hours)
     total = 0
     while True:
         with transaction.atomic():
+            # Locked (rows another run holds are skipped), so two runs at once never remind twice.
             ids = list(
                 DelegationGrant.objects.active_at(now)
                 .filter(expires_at__lte=horizon, expiry_reminded_at__isnull=True)
+                .select_for_update(skip_locked=connection.vendor == "postgresql", of=("self",))
                 .order_by("pk")
                 .values_list("pk", flat=True)[:JOB_BATCH_SIZE]
             )
@@ -790,3 +824,18 @@ def grants_remind_expiring(*, now: datetime) -> dict[str, int]:
         if len(ids) < JOB_BATCH_SIZE:
             break
     return {"reminded": total}
+
+
+def on_person_deactivated(*, user, actor: Actor, now: datetime) -> None:
+    """Subscriber of ``person.deactivated``: in the deactivation's transaction, cancel every request
+    the person made that is still pending (one ``grant.cancel`` audit event each; the agents' owners
+    are told after commit). Active grants they requested stay as approved, until their expiry or a
+    revocation."""
+    pending = list(
+        DelegationGrant.objects.select_for_update(of=("self",))
+        .select_related("agent")
+        .filter(requested_by_id=user.pk, status=DelegationGrant.Status.PENDING)
+        .order_by("pk")
+    )
+    _end(actor, pending, DelegationGrant.Status.CANCELLED, f"The requester {user.get_username()} was deactivated.", now)
+    _notify("cancelled", [g.pk for g in pending])
