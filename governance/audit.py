@@ -30,7 +30,7 @@ from django.core.serializers.json import DjangoJSONEncoder
 from django.db import connection, models, transaction
 from django.utils import timezone
 
-from governance.bulk import insert_rows
+from governance.bulk import copy_fields, copy_lines, copy_text, insert_rows
 from governance.models import AuditEvent
 
 GENESIS_HASH = "0" * 64
@@ -145,6 +145,65 @@ def _digest(content: dict) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
+#: Encodes ``before``/``after`` values as ``_digest`` does inside the canonical JSON: sorted keys, no
+#: spaces, non-ASCII kept; datetimes, decimals, UUIDs and lazy strings as ``DjangoJSONEncoder`` writes them.
+_CANONICAL_ENCODER = json.JSONEncoder(
+    sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=DjangoJSONEncoder().default
+)
+_encode_str = json.encoder.encode_basestring
+_CONTAINERS = (dict, list, tuple)
+
+if json.encoder.c_make_encoder is not None:
+    # The C encoder that ``_CANONICAL_ENCODER.encode`` builds on every call, built once (no
+    # circular-reference bookkeeping: a value that contains itself fails with RecursionError).
+    _c_encoder = json.encoder.c_make_encoder(
+        None, _CANONICAL_ENCODER.default, _encode_str, None, ":", ",", True, False, True
+    )
+
+    def _encode(value) -> str:
+        return "".join(_c_encoder(value, 0))
+
+else:  # pragma: no cover - CPython always has the C encoder
+    _encode = _CANONICAL_ENCODER.encode
+
+
+def _enc(value) -> str:
+    """``value`` as it appears inside the canonical JSON (a JSON string literal for a ``str``)."""
+    return _encode_str(value) if type(value) is str else _encode(value)
+
+
+#: Types whose values hold no dict (so no key to check) and encode the same with or without the round trip.
+_LEAF_TYPES = frozenset({str, int, float, bool, type(None), datetime})
+
+
+def _keys_are_str(value) -> bool:
+    """True if every dict key in ``value`` (at any depth) is a string."""
+    if isinstance(value, dict):
+        for k, v in value.items():
+            if type(k) is not str and not isinstance(k, str):
+                return False
+            if type(v) not in _LEAF_TYPES and isinstance(v, _CONTAINERS) and not _keys_are_str(v):
+                return False
+    elif isinstance(value, (list, tuple)):
+        for v in value:
+            if type(v) not in _LEAF_TYPES and isinstance(v, _CONTAINERS) and not _keys_are_str(v):
+                return False
+    return True
+
+
+def canonical_json(value) -> str:
+    """The canonical JSON text of a before/after value, as the hashed content holds it.
+
+    Equal to ``json.dumps(to_json(value), sort_keys=True, separators=(",", ":"), ensure_ascii=False)``
+    — the round trip through ``to_json`` is skipped when every key is a string, the only case in
+    which it would change the text (a non-string key is stringified before it is sorted).
+    Raises ``TypeError`` for a value JSON cannot hold.
+    """
+    if not _keys_are_str(value):
+        value = to_json(value)
+    return _encode(value)
+
+
 def _lock_chain_head() -> str:
     """Serialise audit writers until the transaction ends; return the current head hash."""
     if connection.vendor == "postgresql":
@@ -234,34 +293,66 @@ def audit_record_many(*, actor: Actor, events: Iterable[PendingEvent], at: datet
     Used by set-based jobs: ``events`` may be a generator, and memory stays bounded whatever
     its length. All events share ``actor``, ``at`` (default now, UTC) and the current request
     id. Returns the number written. Raises ``RuntimeError`` outside a transaction.
+
+    Each event's canonical JSON (the text ``_digest`` hashes, byte for byte) is assembled once
+    from parts: the fields every event shares are encoded once per call, ``before``/``after``
+    once per event (``canonical_json``), and that same text is what the JSON columns receive.
     """
     _require_transaction()
     occurred_at = at or timezone.now()
     request_id = request_id_var.get()
-    chain = {"prev": _lock_chain_head()}
-
     actor_label = actor.label[:200]
+    prev = _lock_chain_head()
+    # The canonical JSON's keys in sorted order; the parts every event of this call shares.
+    lead = f'{{"actor_id":{_enc(actor.id)},"actor_label":{_enc(actor_label)},"actor_type":{_enc(actor.type)},"after":'
+    at_prev = f',"occurred_at":{_enc(_iso(occurred_at))},"prev_hash":'  # then the previous hash, quoted
+    request_verb = f',"request_id":{_enc(request_id)},"verb":'
+    sha256 = hashlib.sha256
 
-    def rows():
+    def chained():
+        nonlocal prev
         for pending in events:
-            content = {
-                "occurred_at": occurred_at,
-                "actor_type": actor.type,
-                "actor_id": actor.id,
-                "actor_label": actor_label,
-                "verb": pending.verb,
-                "object_type": pending.object_type,
-                "object_id": pending.object_id,
-                "object_label": pending.object_label[:300],
-                "before": to_json(pending.before),
-                "after": to_json(pending.after),
-                "request_id": request_id,
-                "prev_hash": chain["prev"],
-            }
-            content["hash"] = chain["prev"] = _digest(content)
-            yield tuple(content[name] for name in AUDIT_EVENT_FIELDS)
+            label = pending.object_label[:300]
+            before, after = pending.before, pending.after
+            before = None if before is None else canonical_json(before)
+            after = None if after is None else canonical_json(after)
+            canonical = (
+                f'{lead}{"null" if after is None else after},"before":{"null" if before is None else before}'
+                f',"object_id":{_enc(pending.object_id)},"object_label":{_enc(label)}'
+                f',"object_type":{_enc(pending.object_type)}{at_prev}"{prev}"{request_verb}{_enc(pending.verb)}}}'
+            )
+            digest = sha256(canonical.encode()).hexdigest()
+            yield pending, label, before, after, prev, digest
+            prev = digest
 
-    return insert_rows(AuditEvent, AUDIT_EVENT_FIELDS, rows())
+    if connection.vendor == "postgresql":
+        shared = copy_fields((occurred_at.isoformat(), actor.type, actor.id, actor_label))
+        request = copy_text(request_id)
+        lines = (
+            f"{shared}\t{copy_fields((p.verb, p.object_type, p.object_id, label, before, after))}\t{request}"
+            f"\t{prev_hash}\t{digest}\n"
+            for p, label, before, after, prev_hash, digest in chained()
+        )
+        return copy_lines(AuditEvent, AUDIT_EVENT_FIELDS, lines)
+    rows = (
+        (
+            occurred_at,
+            actor.type,
+            actor.id,
+            actor_label,
+            pending.verb,
+            pending.object_type,
+            pending.object_id,
+            label,
+            None if before is None else json.loads(before),
+            None if after is None else json.loads(after),
+            request_id,
+            prev_hash,
+            digest,
+        )
+        for pending, label, before, after, prev_hash, digest in chained()
+    )
+    return insert_rows(AuditEvent, AUDIT_EVENT_FIELDS, rows)
 
 
 @dataclass(frozen=True)

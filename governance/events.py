@@ -8,9 +8,12 @@ Side effects outside the database belong in ``transaction.on_commit``.
 
 Events announced today (payload keys):
 
-- ``agent.decommissioned`` — ``agent`` (the locked Agent), ``actor`` (audit Actor), ``now``
+- ``agent.decommissioned`` — ``agent`` (the locked Agent), ``actor`` (audit Actor), ``now``; subscribers
+  revoke its grants (delegations) and cancel its open attestation (``governance.attestations``).
 - ``agent.owner_changed`` — ``agent``, ``actor``, ``previous_owner_id``
-- ``person.deactivated`` — ``user``, ``actor``
+- ``person.deactivated`` — ``user`` (the locked, now inactive user), ``actor``, ``now``; announced by
+  ``inventory.services.person_deactivate``. Subscribers: ``governance.attestations.on_person_deactivated``
+  (orphaned-agent findings), ``delegations.services.on_person_deactivated`` (pending requests cancelled).
 """
 
 from collections import defaultdict

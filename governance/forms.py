@@ -1,4 +1,4 @@
-"""Forms of the governance pages: working findings and issuing integration tokens.
+"""Forms of the governance pages: working findings, issuing integration tokens, the policy settings.
 
 They parse input only; the services check every rule. Datetimes typed by a person are in
 their own timezone (the active one) and become aware datetimes, stored in UTC.
@@ -7,9 +7,10 @@ their own timezone (the active one) and become aware datetimes, stored in UTC.
 from datetime import datetime, time, timedelta
 
 from django import forms
+from django.forms.models import fields_for_model
 from django.utils import timezone
 
-from governance.models import IntegrationToken
+from governance.models import IntegrationToken, Policy
 
 LOCAL_DATETIME_FORMATS = ["%Y-%m-%dT%H:%M", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M"]
 
@@ -58,3 +59,62 @@ class TokenIssueForm(forms.Form):
         """The chosen day's start in the active timezone, as an aware datetime."""
         day = self.cleaned_data["expires_on"]
         return timezone.make_aware(datetime.combine(day, time.min), timezone.get_current_timezone())
+
+
+class PolicyForm(forms.Form):
+    """Every governance policy setting (``governance.services.POLICY_FIELDS``), grouped as the page shows them.
+
+    Parses values only; the bounds (at least two elevated approvers, a depth of 1 to 5, …) are the
+    model's, checked by ``policy_update``. ``disabled`` shows the values read-only.
+    """
+
+    #: The page's groups, in order: a setting goes to the first group whose prefix it starts with; the
+    #: credential settings (and any setting no prefix claims) to the last.
+    GROUPS = (
+        ("Delegation grants: longest grant per risk tier", "grant_max_hours_"),
+        ("Delegation grants: approvals, chains, stale requests, reminders", "grant_"),
+        ("Attestations", "attestation_"),
+        ("Risk assessments", "assessment_"),
+        ("Credentials", ""),
+    )
+    LABELS = {
+        "grant_max_hours_critical": "Critical tier (hours)",
+        "grant_max_hours_high": "High tier and unassessed (hours)",
+        "grant_max_hours_medium": "Medium tier (hours)",
+        "grant_max_hours_low": "Low tier (hours)",
+        "grant_approvals_elevated": "Approvers for elevated grants",
+        "grant_approvals_standard": "Approvers for other grants",
+        "grant_max_depth": "Longest delegation chain (grants)",
+        "grant_request_stale_days": "Cancel pending requests after (days)",
+        "grant_expiry_reminder_hours": "Remind before expiry (hours)",
+        "rotation_period_days": "Rotation period (days)",
+        "unused_after_days": "Unused after (days)",
+        "never_used_grace_days": "Never used: grace (days)",
+        "expiring_within_days": "Expiring within (days)",
+    }
+
+    def __init__(self, *args, policy, disabled: bool = False, **kwargs):
+        from governance.services import POLICY_FIELDS
+
+        kwargs.setdefault("initial", {name: getattr(policy, name) for name in POLICY_FIELDS})
+        super().__init__(*args, **kwargs)
+        self.policy = policy
+        for name, field in fields_for_model(Policy, fields=POLICY_FIELDS, labels=self.LABELS).items():
+            field.disabled = disabled
+            self.fields[name] = field
+
+    def groups(self) -> list[tuple[str, list]]:
+        """``(title, [bound fields])`` in the page's order; groups with no setting are left out."""
+        grouped: dict[str, list] = {title: [] for title, _ in self.GROUPS}
+        for name in self.fields:
+            title = next(t for t, prefix in self.GROUPS if name.startswith(prefix))
+            grouped[title].append(self[name])
+        return [(title, fields) for title, fields in grouped.items() if fields]
+
+    def label_of(self, name: str) -> str:
+        """The label the page shows for setting ``name``."""
+        return str(self.fields[name].label or name)
+
+    def changes(self) -> dict:
+        """The cleaned settings whose values differ from the policy's."""
+        return {k: v for k, v in self.cleaned_data.items() if v != getattr(self.policy, k)}

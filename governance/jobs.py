@@ -1,7 +1,8 @@
 """The periodic jobs: what runs on a schedule, under which Celery task, and how to run it once.
 
 ``JOBS`` maps a job's name to its ``Job``: the dotted name of the Celery task that runs it,
-its default schedule (a cron expression, UTC) and ``run(now)``, the batch service it wraps.
+its default schedule (a cron expression, in UTC or the organisation's zone) and ``run(now)``, the
+batch service it wraps.
 Celery beat reads the schedule from django-celery-beat's ``PeriodicTask`` rows, which
 ``jobs_schedule_ensure`` creates from these defaults (``python manage.py ensure_schedule``)
 and IAM admins may then edit in the admin. ``python manage.py run_job NAME`` runs a job
@@ -18,6 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
+from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.db.models import Max
@@ -31,18 +33,36 @@ from governance.models import Finding
 FUTURE_TOLERANCE = timedelta(minutes=5)
 
 
+#: ``Crontab.zone`` for a daily job whose "today" is the organisation's (``settings.WARRANT_TIME_ZONE``).
+ORGANISATION_ZONE = "organisation"
+
+
 @dataclass(frozen=True)
 class Crontab:
-    """A cron schedule in UTC, field by field as ``crontab(5)`` writes them."""
+    """A cron schedule field by field as ``crontab(5)`` writes them, read in ``zone``.
+
+    ``zone`` is ``"UTC"`` (the default: jobs that run every minute or hour, where only the instant
+    matters) or ``ORGANISATION_ZONE``: a daily job that works on the organisation's calendar runs
+    at a local hour in ``WARRANT_TIME_ZONE``, so that it runs once per local day across
+    daylight-saving changes. Such a job is given an hour from 05:00 to 21:00, clear of the hours
+    in which clocks change anywhere: celery's crontab mis-handles the hours next to a change (in
+    Europe/Berlin on 2026-03-29 a 03:30 schedule fires several times between 02:30 and 03:30).
+    """
 
     minute: str = "0"
     hour: str = "*"
     day_of_week: str = "*"
     day_of_month: str = "*"
     month_of_year: str = "*"
+    zone: str = "UTC"
+
+    def timezone_name(self) -> str:
+        """The IANA name of the zone the schedule is read in (the organisation's resolved now)."""
+        return settings.WARRANT_TIME_ZONE if self.zone == ORGANISATION_ZONE else self.zone
 
     def __str__(self) -> str:
-        return f"{self.minute} {self.hour} {self.day_of_month} {self.month_of_year} {self.day_of_week} (UTC)"
+        zone = self.timezone_name()
+        return f"{self.minute} {self.hour} {self.day_of_month} {self.month_of_year} {self.day_of_week} ({zone})"
 
 
 @dataclass(frozen=True)
@@ -152,6 +172,56 @@ JOBS: dict[str, Job] = {
                 "policy's reminder window (default 24 hours)."
             ),
         ),
+        Job(
+            name="flag-due-reassessments",
+            task="governance.tasks.flag_due_reassessments",
+            schedule=Crontab(minute="30", hour="3"),
+            run=lambda now: import_string("governance.assessments.assessments_flag_due")(now=now),
+            description=(
+                "Open a reassessment-due finding for each live agent whose latest risk assessment has lapsed "
+                "(or that was never assessed), and resolve it once a valid assessment exists (OWASP NHI1)."
+            ),
+            finding_kinds_from="governance.assessments.ASSESSMENT_FINDING_KINDS",
+        ),
+        Job(
+            name="open-attestations",
+            task="governance.tasks.open_attestations",
+            schedule=Crontab(minute="0", hour="5", zone=ORGANISATION_ZONE),
+            run=lambda now: import_string("governance.attestations.attestations_open_due")(now=now),
+            description=(
+                "Give each live agent without one its next attestation due date (today plus its tier's cadence), "
+                "and open an attestation for each agent due within 14 days (or overdue) that has none."
+            ),
+        ),
+        Job(
+            name="remind-attestations",
+            task="governance.tasks.remind_attestations",
+            schedule=Crontab(minute="15", hour="5", zone=ORGANISATION_ZONE),
+            run=lambda now: import_string("governance.attestations.attestations_remind_due")(now=now),
+            description="E-mail owners 14, 3 and 1 day(s) before an attestation is due, once each.",
+        ),
+        Job(
+            name="escalate-attestations",
+            task="governance.tasks.escalate_attestations",
+            schedule=Crontab(minute="30", hour="5", zone=ORGANISATION_ZONE),
+            run=lambda now: import_string("governance.attestations.attestations_escalate_due")(now=now),
+            description=(
+                "Keep an overdue-attestation finding per unanswered attestation past its due date, routed to the "
+                "agent's team and the IAM admins, and e-mail them once."
+            ),
+            finding_kinds_from="governance.attestations.ESCALATION_FINDING_KINDS",
+        ),
+        Job(
+            name="enforce-attestations",
+            task="governance.tasks.enforce_attestations",
+            schedule=Crontab(minute="45", hour="5", zone=ORGANISATION_ZONE),
+            run=lambda now: import_string("governance.attestations.attestations_enforce_due")(now=now),
+            description=(
+                "Past the grace period, suspend the agent of an unanswered attestation, or only flag it, as the "
+                "policy says for its tier; once each, by the system, undone only by a person."
+            ),
+            finding_kinds_from="governance.attestations.ESCALATION_FINDING_KINDS",
+        ),
     ]
 }
 
@@ -202,7 +272,8 @@ def jobs_schedule_ensure(*, actor: Actor) -> list[str]:
     """Create the django-celery-beat schedule rows that are missing, one per job; keep the rest.
 
     For each job without a ``PeriodicTask`` of its name, creates (or reuses) the matching
-    ``CrontabSchedule`` in UTC and the ``PeriodicTask`` pointing at ``job.task``, and writes a
+    ``CrontabSchedule`` in the job's zone (UTC, or ``WARRANT_TIME_ZONE`` for the daily jobs on the
+    organisation's calendar) and the ``PeriodicTask`` pointing at ``job.task``, and writes a
     ``schedule.create`` audit event. An existing ``PeriodicTask`` is never changed, so an
     admin's edits (schedule, enabled, arguments) are kept. Idempotent. Returns the names of
     the jobs whose schedule was created.
@@ -222,7 +293,7 @@ def jobs_schedule_ensure(*, actor: Actor) -> list[str]:
                 day_of_week=s.day_of_week,
                 day_of_month=s.day_of_month,
                 month_of_year=s.month_of_year,
-                timezone="UTC",
+                timezone=s.timezone_name(),
             )
             task = PeriodicTask.objects.create(
                 name=job.name, task=job.task, crontab=crontab, description=job.description[:2000]

@@ -279,6 +279,8 @@ class IntegrationToken(models.Model):
         INVENTORY_WRITE = "inventory:write", "Change inventory and findings"
         IMPORTS_WRITE = "imports:write", "Run imports"
         AUDIT_READ = "audit:read", "Read audit events"
+        GRANTS_READ = "grants:read", "Read delegation grants"
+        GRANTS_WRITE = "grants:write", "Request, decide, revoke and renew delegation grants"
 
     name = models.CharField(max_length=100)
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="integration_tokens")

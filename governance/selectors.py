@@ -8,6 +8,7 @@ from django.contrib.contenttypes.models import ContentType
 from django.db.models import Case, CharField, Count, OuterRef, Q, QuerySet, Subquery, Value, When
 from django.db.models.functions import Cast
 
+from governance.attestations import TEAM_ROUTED_FINDING_KINDS
 from governance.models import AuditEvent, Finding, IntegrationToken
 from governance.roles import can_read_all, is_iam_admin
 from inventory.models import Agent, Credential, Tool, WorkloadIdentity
@@ -20,7 +21,9 @@ SEVERITY_RANK = Case(
 
 
 def finding_list(*, user) -> QuerySet[Finding]:
-    """Findings visible to ``user`` (all for admins and auditors, their agents' for owners).
+    """Findings visible to ``user`` (all for admins and auditors, their agents' for owners, and for
+    members of a team the findings routed to it — ``TEAM_ROUTED_FINDING_KINDS``: orphaned agents and
+    overdue attestations of the team's agents).
 
     Most severe first, then most recently seen, ties broken by id. Annotated with
     ``severity_rank`` (0 low … 3 critical), ``agent_name``, ``agent_slug`` and
@@ -28,7 +31,11 @@ def finding_list(*, user) -> QuerySet[Finding]:
     """
     qs = Finding.objects.all()
     if not can_read_all(user):
-        qs = qs.filter(agent_id__in=Agent.objects.filter(visible_agents_q(user)).values("pk"))
+        visible = Q(agent_id__in=Agent.objects.filter(visible_agents_q(user)).values("pk"))
+        if getattr(user, "is_authenticated", False) and user.is_active:
+            team_agents = Agent.objects.filter(team__members=user).values("pk")
+            visible |= Q(kind__in=TEAM_ROUTED_FINDING_KINDS, agent_id__in=team_agents)
+        qs = qs.filter(visible)
     agent = Agent.objects.filter(pk=OuterRef("agent_id"))
     credential_ct = ContentType.objects.get_for_model(Credential)
     credential = Credential.objects.filter(pk=OuterRef("subject_id"))

@@ -175,15 +175,16 @@ def token_digest(clear: str) -> str:
 
 def token_scopes_for(user) -> set[str]:
     """The token scopes ``user``'s roles can use: IAM admins all; agent owners read, write and import
-    (their own agents) and read audit events; auditors read inventory and audit events."""
+    (their own agents), read audit events, and read and write delegation grants (request, cancel,
+    revoke, renew those of their agents); auditors read inventory, audit events and grants."""
     S = IntegrationToken.Scope
     scopes: set[str] = set()
     if is_iam_admin(user):
         return set(S.values)
     if is_agent_owner(user):
-        scopes |= {S.INVENTORY_READ, S.INVENTORY_WRITE, S.IMPORTS_WRITE, S.AUDIT_READ}
+        scopes |= {S.INVENTORY_READ, S.INVENTORY_WRITE, S.IMPORTS_WRITE, S.AUDIT_READ, S.GRANTS_READ, S.GRANTS_WRITE}
     if is_auditor(user):
-        scopes |= {S.INVENTORY_READ, S.AUDIT_READ}
+        scopes |= {S.INVENTORY_READ, S.AUDIT_READ, S.GRANTS_READ}
     return {str(s) for s in scopes}
 
 

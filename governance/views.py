@@ -23,13 +23,14 @@ from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from governance import selectors, services
+from delegations import selectors as grant_selectors
+from governance import charts, selectors, services
 from governance.audit import Actor, audit_verify
 from governance.errors import Conflict
 from governance.filters import AuditEventFilterSet, FindingFilterSet
 from governance.findings import FINDING_KIND_CHOICES
-from governance.forms import FindingAcceptRiskForm, FindingNoteForm, TokenIssueForm
-from governance.models import AuditEvent, Finding, IntegrationToken
+from governance.forms import FindingAcceptRiskForm, FindingNoteForm, PolicyForm, TokenIssueForm
+from governance.models import AuditEvent, Finding, IntegrationToken, Policy
 from governance.roles import can_read_all, is_iam_admin
 from inventory import selectors as inventory_selectors
 from inventory.models import Agent
@@ -44,6 +45,8 @@ from inventory.views import (
 )
 
 DASHBOARD_DUE_ROWS = 8
+DASHBOARD_GRANT_ROWS = 8
+GRANTS_EXPIRING_WITHIN_DAYS = 7
 ROTATION_DUE_WITHIN_DAYS = 14
 SEVERITY_ORDER = [Finding.Severity.CRITICAL, Finding.Severity.HIGH, Finding.Severity.MEDIUM, Finding.Severity.LOW]
 #: The statuses the dashboard's "open findings" counts (``selectors.finding_severity_counts``), as a query.
@@ -53,7 +56,8 @@ OPEN_FINDINGS_QUERY = urlencode([("status", Finding.Status.OPEN), ("status", Fin
 @login_required
 @require_GET
 def dashboard(request: HttpRequest) -> HttpResponse:
-    """Agents by state and by risk tier, open findings by severity, credentials due for rotation.
+    """Agents by state and by risk tier, open findings by severity, credentials due for rotation, grants
+    expiring within 7 days (``delegations.selectors.grants_expiring_within``).
 
     Everything is limited to what the viewer may see; a constant number of queries.
     """
@@ -63,6 +67,12 @@ def dashboard(request: HttpRequest) -> HttpResponse:
     by_tier = inventory_selectors.agent_counts_by(user=user, field="risk_tier")
     by_severity = selectors.finding_severity_counts(user=user)
     due = inventory_selectors.credential_rotation_due_list(user=user, now=now, within_days=ROTATION_DUE_WITHIN_DAYS)
+    expiring = (
+        grant_selectors.grants_expiring_within(user=user, now=now, within=timedelta(days=GRANTS_EXPIRING_WITHIN_DAYS))
+        .prefetch_related(None)
+        .prefetch_related("scopes")
+    )
+    expiring_rows = list(expiring[:DASHBOARD_GRANT_ROWS])
     context = {
         "section": "dashboard",
         "now": now,
@@ -75,6 +85,10 @@ def dashboard(request: HttpRequest) -> HttpResponse:
         "due_rows": list(due[:DASHBOARD_DUE_ROWS]),
         "due_within_days": ROTATION_DUE_WITHIN_DAYS,
         "open_findings_query": OPEN_FINDINGS_QUERY,
+        "expiring_rows": expiring_rows,
+        "expiring_count": expiring.count() if len(expiring_rows) == DASHBOARD_GRANT_ROWS else len(expiring_rows),
+        "expiring_within_days": GRANTS_EXPIRING_WITHIN_DAYS,
+        **charts.dashboard_charts(user=user, now=now),
     }
     return render(request, "governance/dashboard.html", context)
 
@@ -396,3 +410,44 @@ def audit_verify_chain(request: HttpRequest) -> HttpResponse:
     else:
         messages.error(request, f"Audit chain broken at event {broken.event_id}: {broken.problem}.")
     return redirect("audit-list")
+
+
+# --- policy settings -----------------------------------------------------------------------
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def policy_settings(request: HttpRequest) -> HttpResponse:
+    """The governance policy on one page: the longest grant per risk tier, approvals required, chain
+    depth, stale requests, expiry reminders, and the credential settings.
+
+    IAM admins change it (through ``services.policy_update``, audited as ``policy.update`` with the
+    values before and after; bad values are shown under their fields and change nothing); auditors
+    read it; anyone else → 403. POST/redirect/GET.
+    """
+    user = request.user
+    if not can_read_all(user):
+        raise PermissionDenied("Only IAM admins (who set it) and auditors (who read it) see the policy settings.")
+    editable = is_iam_admin(user)
+    if request.method == "POST" and not editable:
+        raise PermissionDenied("Only IAM admins may change the policy.")
+    policy = Policy.current()
+    form = PolicyForm(request.POST if request.method == "POST" else None, policy=policy, disabled=not editable)
+    status = 200
+    if request.method == "POST":
+        if form.is_valid():
+            changes = form.changes()
+            if not changes:
+                messages.info(request, "Nothing was changed: the values are the same as before.")
+                return redirect("policy-settings")
+            try:
+                services.policy_update(actor=Actor.person(user), **changes)
+            except ValidationError as exc:
+                apply_service_errors(form, exc)
+            else:
+                names = ", ".join(form.label_of(k).lower() for k in changes)
+                messages.success(request, f"Policy saved: {names}.")
+                return redirect("policy-settings")
+        status = 400
+    context = {"section": "policy", "form": form, "editable": editable, "policy": policy}
+    return render(request, "governance/policy.html", context, status=status)

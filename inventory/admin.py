@@ -1,4 +1,4 @@
-"""Django admin for the inventory: teams, agents, workload identities, credentials, tools, imports.
+"""Django admin for the inventory: teams, agents, workload identities, credentials, tools, imports, people.
 
 Every write calls the inventory service for that use case (``inventory.services``): adding an
 agent registers it, field edits go through ``agent_update`` / ``tool_update`` / ``team_update``,
@@ -12,15 +12,21 @@ from __future__ import annotations
 from django import forms
 from django.contrib import admin, messages
 from django.contrib.auth import get_user_model
+from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
+from django.contrib.auth.forms import UserChangeForm
 from django.core.exceptions import ValidationError
 from django.db.models import Count
+from django.http import HttpResponseRedirect
 
 from governance.admin import (
+    REFUSALS,
     ReadOnlyAdmin,
     ReasonActionForm,
     ServiceAdmin,
+    ServiceRefused,
     action_reason,
     actor_for,
+    refusal_message,
     run_service_for_each,
 )
 from inventory import services
@@ -473,3 +479,95 @@ class ImportRunAdmin(ReadOnlyAdmin):
     @admin.display(description="sha256")
     def short_sha256(self, obj):
         return obj.sha256[:12]
+
+
+# --- people --------------------------------------------------------------------------------
+
+
+class PersonChangeForm(UserChangeForm):
+    """Django's user form with the reason a person is deactivated or reactivated (kept in the audit trail)."""
+
+    status_reason = forms.CharField(
+        required=False,
+        max_length=500,
+        label="Reason for the change of active",
+        help_text="Required when you switch active on or off: it is kept in the audit trail.",
+    )
+
+    def clean(self):
+        cleaned = super().clean()
+        if "is_active" in self.changed_data and not (cleaned.get("status_reason") or "").strip():
+            self.add_error("status_reason", "Say why this person is deactivated or reactivated.")
+        return cleaned
+
+
+def _with_status_reason(fieldsets):
+    out = []
+    for name, options in fieldsets:
+        fields = tuple(options.get("fields", ()))
+        if "is_active" in fields:
+            i = fields.index("is_active") + 1
+            fields = (*fields[:i], "status_reason", *fields[i:])
+        out.append((name, {**options, "fields": fields}))
+    return tuple(out)
+
+
+class PersonAdmin(DjangoUserAdmin):
+    """People: Django's user admin, except that switching *active* off or on goes through
+    ``inventory.services.person_deactivate`` / ``person_reactivate`` (IAM admins; audited), so that a
+    person deactivated here orphans their agents and cancels their pending requests exactly as
+    anywhere else. The changelist has the same two actions, with the reason in the action bar.
+    A refusal is an error message and changes nothing."""
+
+    form = PersonChangeForm
+    fieldsets = _with_status_reason(DjangoUserAdmin.fieldsets)
+    action_form = ReasonActionForm
+    actions = ("deactivate", "reactivate")
+
+    def save_model(self, request, obj, form, change):
+        if not change or "is_active" not in form.changed_data:
+            super().save_model(request, obj, form, change)
+            return
+        wanted = obj.is_active
+        obj.is_active = not wanted  # the other changes are saved as usual; active changes through its service
+        super().save_model(request, obj, form, change)
+        service = services.person_reactivate if wanted else services.person_deactivate
+        try:
+            service(actor=actor_for(request), user=obj, reason=form.cleaned_data.get("status_reason", ""))
+        except REFUSALS as exc:
+            raise ServiceRefused(refusal_message(exc)) from exc
+        obj.is_active = wanted
+
+    def changeform_view(self, request, object_id=None, form_url="", extra_context=None):
+        try:
+            return super().changeform_view(request, object_id, form_url, extra_context)
+        except ServiceRefused as exc:
+            self.message_user(request, str(exc), messages.ERROR)
+            return HttpResponseRedirect(request.get_full_path())
+
+    @admin.action(description="Deactivate selected people (reason required; their agents become orphaned)")
+    def deactivate(self, request, queryset):
+        actor, reason = actor_for(request), action_reason(request)
+        run_service_for_each(
+            self,
+            request,
+            queryset,
+            lambda u: services.person_deactivate(actor=actor, user=u, reason=reason),
+            "Deactivated",
+        )
+
+    @admin.action(description="Reactivate selected people (reason required)")
+    def reactivate(self, request, queryset):
+        actor, reason = actor_for(request), action_reason(request)
+        run_service_for_each(
+            self,
+            request,
+            queryset,
+            lambda u: services.person_reactivate(actor=actor, user=u, reason=reason),
+            "Reactivated",
+        )
+
+
+if admin.site.is_registered(User):
+    admin.site.unregister(User)
+admin.site.register(User, PersonAdmin)

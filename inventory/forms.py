@@ -93,23 +93,6 @@ class ReasonForm(forms.Form):
     reason = forms.CharField(widget=forms.Textarea(attrs={"rows": 2}), required=False, max_length=2000)
 
 
-class RiskTierForm(forms.Form):
-    """Set an agent's risk tier by hand (IAM admins), with the reason kept in the audit trail."""
-
-    risk_tier = forms.ChoiceField(
-        choices=[c for c in Agent.RiskTier.choices if c[0] != Agent.RiskTier.UNASSESSED], label="Risk tier"
-    )
-    reason = forms.CharField(
-        widget=forms.Textarea(attrs={"rows": 2}),
-        max_length=2000,
-        error_messages={"required": "Give a reason; it is kept in the audit trail."},
-    )
-
-    def __init__(self, *args, **kwargs):
-        kwargs.setdefault("auto_id", "tier_%s")
-        super().__init__(*args, **kwargs)
-
-
 class AssignOwnerForm(forms.Form):
     """Assign or transfer an agent's owner and backup owner."""
 

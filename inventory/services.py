@@ -273,37 +273,6 @@ def agent_update(*, actor: Actor, agent: Agent, **changes) -> Agent:
     return agent
 
 
-def agent_set_risk_tier(*, actor: Actor, agent: Agent, risk_tier: str, reason: str) -> Agent:
-    """Set an agent's risk tier by hand (IAM admins; a reason is required and audited).
-
-    ``risk_tier`` is one of ``low``, ``medium``, ``high``, ``critical`` (not back to unassessed).
-    Raises PermissionDenied, Conflict (decommissioned), ValidationError (unknown tier, no reason).
-    """
-    _require_admin(actor, "set an agent's risk tier")
-    reason = _require_reason(reason)
-    allowed = [t for t in Agent.RiskTier.values if t != Agent.RiskTier.UNASSESSED]
-    if risk_tier not in allowed:
-        raise ValidationError({"risk_tier": f"Choose one of: {', '.join(allowed)}."})
-    with transaction.atomic():
-        agent = _lock_agent(agent)
-        if agent.state == Agent.State.DECOMMISSIONED:
-            raise Conflict("A decommissioned agent's risk tier no longer changes.")
-        if agent.risk_tier == risk_tier:
-            return agent
-        before = snapshot(agent, ("risk_tier",))
-        agent.risk_tier = risk_tier
-        agent.updated_at = timezone.now()
-        agent.save(update_fields=["risk_tier", "updated_at"])
-        audit_record(
-            actor=actor,
-            verb="agent.set_risk_tier",
-            obj=agent,
-            before=before,
-            after={"risk_tier": risk_tier, "reason": reason},
-        )
-    return agent
-
-
 def _transition(*, actor: Actor, agent: Agent, action: str, to: str, reason: str, verb: str) -> Agent:
     """Lock, check permission (same rules as ``allowed_transitions``), check state, save, audit."""
     now = timezone.now()
@@ -866,3 +835,85 @@ def credentials_flag_stale_now(*, actor: Actor) -> dict[str, dict[str, int]]:
     """
     _require_admin(actor, "run the stale-credential check")
     return credentials_flag_stale_due(now=timezone.now(), actor=actor)
+
+
+# --- people --------------------------------------------------------------------------------
+
+
+def _lock_person(user):
+    return User.objects.select_for_update().get(pk=user.pk)
+
+
+def person_deactivate(*, actor: Actor, user, reason: str):
+    """Deactivate a person who has left (IAM admins; a reason is required and audited).
+
+    Sets ``is_active`` to False — they can no longer sign in, their integration tokens stop at
+    once (``IntegrationToken.is_usable``) — writes ``person.deactivate`` and announces
+    ``person.deactivated`` in the same transaction, so that each live agent they own becomes an
+    orphaned-agent finding at once and their pending grant requests are cancelled (DESIGN.md
+    invariant 7). The web UI, the API and the Django admin's user form all come here.
+    Raises PermissionDenied (not an IAM admin, or deactivating oneself), Conflict (already
+    inactive), ValidationError (no reason).
+    """
+    _require_admin(actor, "deactivate people")
+    reason = _require_reason(reason)
+    acting = _user_of(actor)
+    if acting is not None and acting.pk == user.pk:
+        raise PermissionDenied("You cannot deactivate yourself; another IAM admin does.")
+    now = timezone.now()
+    with transaction.atomic():
+        user = _lock_person(user)
+        if not user.is_active:
+            raise Conflict(f"{user.get_username()} is already inactive.")
+        user.is_active = False
+        user.save(update_fields=["is_active"])
+        owned = list(
+            Agent.objects.filter(owner_id=user.pk, state__in=Agent.LIVE_STATES)
+            .order_by("pk")
+            .values_list("slug", flat=True)
+        )
+        audit_record(
+            actor=actor,
+            verb="person.deactivate",
+            obj=user,
+            before={"is_active": True},
+            after={"is_active": False, "reason": reason, "live_agents_owned": owned},
+            at=now,
+        )
+        events.announce("person.deactivated", user=user, actor=actor, now=now)
+    return user
+
+
+def person_reactivate(*, actor: Actor, user, reason: str):
+    """Reactivate a person (IAM admins; a reason is required and audited).
+
+    The orphaned-agent findings of the live agents they still own resolve: their owner is back.
+    Pending requests cancelled at the deactivation stay cancelled. Raises PermissionDenied,
+    Conflict (already active), ValidationError (no reason).
+    """
+    _require_admin(actor, "reactivate people")
+    reason = _require_reason(reason)
+    now = timezone.now()
+    with transaction.atomic():
+        user = _lock_person(user)
+        if user.is_active:
+            raise Conflict(f"{user.get_username()} is already active.")
+        user.is_active = True
+        user.save(update_fields=["is_active"])
+        audit_record(
+            actor=actor,
+            verb="person.reactivate",
+            obj=user,
+            before={"is_active": False},
+            after={"is_active": True, "reason": reason},
+            at=now,
+        )
+        for agent in Agent.objects.filter(owner_id=user.pk, state__in=Agent.LIVE_STATES).order_by("pk"):
+            findings_resolve_for(
+                actor=actor,
+                kind="orphaned_agent",
+                subject=agent,
+                now=now,
+                note=f"Its owner {user.get_username()} was reactivated.",
+            )
+    return user

@@ -39,7 +39,6 @@ from .forms import (
     CredentialRotateForm,
     ImportForm,
     ReasonForm,
-    RiskTierForm,
     ToolAccessForm,
     ToolAddForm,
     WorkloadIdentityForm,
@@ -211,7 +210,7 @@ def _detail_context(
 ) -> dict:
     """Everything the agent page shows, in a constant number of queries.
 
-    ``bound`` holds forms that failed, by key (``"agent"``, ``"risk_tier"``, ``"credential"``, ``"identity"``,
+    ``bound`` holds forms that failed, by key (``"agent"``, ``"credential"``, ``"identity"``,
     ``"tool"``, ``("rotate", pk)``, ``("revoke", pk)``, ``("tool", pk)``) so that they are shown
     again, open, with their errors. ``refused`` / ``notice`` are ``{"section": …, "message": …}``:
     a refusal (403/409) or a success message shown at the top of that section.
@@ -275,10 +274,6 @@ def _detail_context(
             "identity": bound.get("identity") or WorkloadIdentityForm(),
             "tool": bound.get("tool") or ToolAddForm(),
         }
-    if is_iam_admin(user) and agent.state != Agent.State.DECOMMISSIONED:
-        forms["risk_tier"] = bound.get("risk_tier") or RiskTierForm(
-            initial={"risk_tier": agent.risk_tier if agent.risk_tier != Agent.RiskTier.UNASSESSED else None}
-        )
     return {
         "section": "agents",
         "agent": agent,
@@ -530,25 +525,6 @@ def agent_update(request: HttpRequest, slug: str) -> HttpResponse:
     return _manage(
         request, slug, section="profile", form=form, key="agent", call=call, done=f"{agent.name}: description updated."
     )
-
-
-@login_required
-@require_POST
-def agent_set_risk_tier(request: HttpRequest, slug: str) -> HttpResponse:
-    """Set the agent's risk tier with a reason (IAM admins; ``services.agent_set_risk_tier``)."""
-    form = RiskTierForm(request.POST)
-
-    def call(agent, data):
-        before = agent.risk_tier
-        updated = services.agent_set_risk_tier(
-            actor=Actor.person(request.user), agent=agent, risk_tier=data["risk_tier"], reason=data["reason"]
-        )
-        tier = updated.get_risk_tier_display().lower()
-        if updated.risk_tier == before:
-            return f"Nothing was changed: {agent.name}'s risk tier is already {tier}."
-        return f"{agent.name}: risk tier set to {tier}."
-
-    return _manage(request, slug, section="profile", form=form, key="risk_tier", call=call, done="")
 
 
 @login_required

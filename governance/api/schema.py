@@ -2,6 +2,8 @@
 
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 
+from governance.models import IntegrationToken
+
 
 class IntegrationTokenScheme(OpenApiAuthenticationExtension):
     """``Authorization: Bearer wrt_…`` — an integration token acting for a person within its scopes."""
@@ -15,5 +17,5 @@ class IntegrationTokenScheme(OpenApiAuthenticationExtension):
             "scheme": "bearer",
             "bearerFormat": "wrt_…",
             "description": "An integration token (shown once when issued). It acts with its user's permissions, "
-            "limited to its scopes: inventory:read, inventory:write, imports:write, audit:read.",
+            f"limited to its scopes: {', '.join(IntegrationToken.Scope.values)}.",
         }

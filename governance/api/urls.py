@@ -1,4 +1,4 @@
-"""REST API v1 routes: the inventory's and governance's viewsets on one router.
+"""REST API v1 routes: the inventory's, delegations' and governance's viewsets on one router.
 
 Included by ``governance.urls`` under ``/api/v1/`` in the ``api`` namespace: reverse
 ``api:agent-list``, ``api:agent-set-risk-tier`` …; the un-namespaced names are the web UI's.
@@ -10,7 +10,11 @@ drop its body); ``reverse`` gives the form without the slash.
 
 from rest_framework.routers import DefaultRouter
 
+from delegations.api.views import GrantViewSet
 from governance.api import schema  # noqa: F401  (registers the token scheme with drf-spectacular)
+from governance.api.assessments import AssessmentViewSet
+from governance.api.attestations import AttestationViewSet, CampaignViewSet
+from governance.api.evidence import urlpatterns as evidence_urls
 from governance.api.views import AuditEventViewSet, FindingViewSet
 from inventory.api.views import (
     AgentViewSet,
@@ -39,5 +43,9 @@ router.register("tools", ToolViewSet, basename="tool")
 router.register("findings", FindingViewSet, basename="finding")
 router.register("audit-events", AuditEventViewSet, basename="audit-event")
 router.register("imports", ImportViewSet, basename="import")
+router.register("assessments", AssessmentViewSet, basename="assessment")
+router.register("grants", GrantViewSet, basename="grant")
+router.register("attestations", AttestationViewSet, basename="attestation")
+router.register("campaigns", CampaignViewSet, basename="campaign")
 
-urlpatterns = router.urls
+urlpatterns = router.urls + evidence_urls

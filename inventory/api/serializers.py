@@ -158,18 +158,6 @@ class AgentUpdateInputSerializer(StrictInputSerializer):
     data_classes = choice_list(DataClass.choices)
 
 
-class RiskTierInputSerializer(StrictInputSerializer):
-    """``risk_tier`` (low, medium, high or critical; the service refuses a return to unassessed
-    with 400) and ``reason`` (required, kept in the audit trail) for
-    ``inventory.services.agent_set_risk_tier``."""
-
-    read_only_names = ("state",)
-    risk_tier = serializers.ChoiceField(
-        choices=Agent.RiskTier.choices, help_text="low, medium, high or critical (not back to unassessed)."
-    )
-    reason = serializers.CharField(max_length=2000, allow_blank=True, trim_whitespace=True)
-
-
 class AssignOwnerInputSerializer(StrictInputSerializer):
     """``owner`` (username, required), ``backup_owner`` (username; null removes it; absent keeps it),
     ``reason`` (optional)."""

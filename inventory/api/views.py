@@ -16,6 +16,7 @@ from rest_framework.response import Response
 
 from governance.api.serializers import OptionalReasonInputSerializer, ReasonInputSerializer
 from governance.api.viewsets import WarrantViewSet
+from governance.errors import Conflict
 from governance.models import IntegrationToken
 from inventory import selectors, services
 from inventory.filters import (
@@ -40,7 +41,6 @@ from .serializers import (
     CredentialSerializer,
     ImportInputSerializer,
     ImportRunSerializer,
-    RiskTierInputSerializer,
     TeamInputSerializer,
     TeamSerializer,
     ToolCreateInputSerializer,
@@ -53,6 +53,11 @@ from .serializers import (
 ID_REGEX = r"[0-9]+"
 SLUG_REGEX = r"[-a-zA-Z0-9_]+"
 DELETED = {204: OpenApiResponse(description="Deleted.")}
+#: Why ``set-risk-tier`` changes nothing: the tier comes from risk assessments (the governance domain's API).
+RISK_TIER_BY_ASSESSMENT = (
+    "An agent's risk tier is its latest risk assessment's: record one with POST /api/v1/assessments/ "
+    "(the questionnaire: GET /api/v1/assessments/factors/). Nothing was changed."
+)
 
 
 @extend_schema_view(
@@ -171,17 +176,18 @@ class AgentViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, WarrantView
         return self.render(services.agent_decommission(actor=self.actor, agent=agent, **data))
 
     @extend_schema(
-        summary="Set an agent's risk tier (IAM admins)",
-        description="`risk_tier` is low, medium, high or critical; the `reason` is required and kept in the "
-        "audit trail. A decommissioned agent's tier no longer changes (409).",
-        request=RiskTierInputSerializer,
-        responses=AgentSerializer,
+        summary="Set an agent's risk tier (retired: record a risk assessment)",
+        description="An agent's risk tier is its latest risk assessment's. Record one with "
+        "`POST /api/v1/assessments/`; the questionnaire is `GET /api/v1/assessments/factors/`. This action "
+        "changes nothing: 409 for every agent the caller may change, naming those endpoints.",
+        request=None,
+        responses={409: OpenApiResponse(description="Always: the tier comes from a risk assessment.")},
+        deprecated=True,
     )
     @action(detail=True, methods=["post"], url_path="set-risk-tier")
     def set_risk_tier(self, request, slug=None):
-        agent = self.get_object()
-        data = self.parse(RiskTierInputSerializer)
-        return self.render(services.agent_set_risk_tier(actor=self.actor, agent=agent, **data))
+        self.get_object()
+        raise Conflict(RISK_TIER_BY_ASSESSMENT)
 
     @extend_schema(
         summary="Assign or transfer ownership",

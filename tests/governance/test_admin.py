@@ -104,11 +104,19 @@ def test_audit_events_are_read_only(admin_client, superuser):
     assert AuditEvent.objects.get().verb == "team.create"
 
 
+def _policy_form_data(policy) -> dict:
+    """The admin form's fields as the browser posts them unchanged (a cleared checkbox is absent)."""
+    from governance.services import POLICY_FIELDS
+
+    values = {name: getattr(policy, name) for name in POLICY_FIELDS}
+    return {name: ("on" if v is True else v) for name, v in values.items() if v is not False}
+
+
 @pytest.mark.django_db
 def test_policy_edit_goes_through_policy_update(admin_client):
     policy = Policy.current()
     assert admin_client.get(reverse("admin:governance_policy_changelist")).status_code == 302
-    data = {"unused_after_days": 60, "never_used_grace_days": 7, "rotation_period_days": 90, "expiring_within_days": 14}
+    data = {**_policy_form_data(policy), "unused_after_days": 60}
     response = admin_client.post(reverse("admin:governance_policy_change", args=[policy.pk]), data)
     assert response.status_code == 302
     assert Policy.current().unused_after_days == 60
@@ -120,7 +128,7 @@ def test_policy_edit_goes_through_policy_update(admin_client):
 @pytest.mark.django_db
 def test_policy_edit_with_bad_value_changes_nothing(admin_client):
     policy = Policy.current()
-    data = {"unused_after_days": 0, "never_used_grace_days": 7, "rotation_period_days": 90, "expiring_within_days": 14}
+    data = {**_policy_form_data(policy), "unused_after_days": 0}
     response = admin_client.post(reverse("admin:governance_policy_change", args=[policy.pk]), data)
     assert response.status_code == 200  # the form comes back with its error
     assert Policy.current().unused_after_days == 90

@@ -1,8 +1,10 @@
 """The audit log: hash chain, tamper detection (``verify_audit``), chain head anchor, append-only, request id."""
 
+import json
 import logging
 from contextlib import contextmanager
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 
 import pytest
 from django.core.exceptions import ValidationError
@@ -21,8 +23,10 @@ from governance.audit import (
     audit_record,
     audit_record_many,
     audit_verify,
+    canonical_json,
     event_digest,
     parse_head,
+    to_json,
 )
 from governance.middleware import RequestIdMiddleware
 from governance.models import AuditEvent
@@ -130,6 +134,54 @@ def test_a_batch_streams_in_order_and_continues_the_head():
     assert rows[1].prev_hash == head.hash
     assert [r.prev_hash for r in rows[1:]] == [r.hash for r in rows[:-1]]
     assert audit_verify(chunk_size=2) is None
+
+
+#: before/after values whose canonical JSON is easy to get wrong: non-string keys (stringified before
+#: they are sorted), datetimes, decimals, durations, tuples, escapes, non-ASCII, empty and absent values.
+AWKWARD_BEFORE_AFTER = [
+    ({"n": 1}, {"n": 2}),
+    (None, {"when": datetime(2026, 11, 15, 6, 0, 0, 123456, tzinfo=UTC), "amount": Decimal("1.10")}),
+    ({2: "two", 10: "ten"}, {"nested": [{"k": (1, 2)}, {3: None}], "span": timedelta(hours=3)}),
+    ({"text": 'quote " backslash \\ tab \t newline \n return \r \u00fc \U0001f600'}, {}),
+    ({}, None),
+]
+AWKWARD_LABELS = ["plain", "tab\tin a label", "new\nline", "back\\slash", "x" * 400]
+
+
+def test_canonical_json_is_the_round_trip_through_to_json():
+    for before, after in AWKWARD_BEFORE_AFTER:
+        for value in (before, after):
+            if value is not None:
+                expected = json.dumps(to_json(value), sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+                assert canonical_json(value) == expected
+
+
+def test_a_batch_writes_and_hashes_awkward_content_as_single_events_do():
+    actor = Actor("person", "7", "tab\there, back\\slash and new\nline \u00e9")
+    at = datetime(2026, 11, 15, 6, 0, 0, 654321, tzinfo=UTC)
+
+    def pending(i, before, after):
+        return PendingEvent("thing.batch", "tests.thing", f"id\t{i}", AWKWARD_LABELS[i], before, after)
+
+    with transaction.atomic():
+        audit_record_many(
+            actor=actor, events=(pending(i, b, a) for i, (b, a) in enumerate(AWKWARD_BEFORE_AFTER)), at=at
+        )
+        for i, (b, a) in enumerate(AWKWARD_BEFORE_AFTER):
+            p = pending(i, b, a)
+            audit_record(
+                actor=actor, verb=p.verb, object_type=p.object_type, object_id=p.object_id,
+                object_label=p.object_label, before=b, after=a, at=at,
+            )  # fmt: skip
+    rows = list(AuditEvent.objects.order_by("id"))
+    fields = ("occurred_at", "actor_label", "object_id", "object_label", "before", "after")
+    n = len(AWKWARD_BEFORE_AFTER)
+    assert [[getattr(r, f) for f in fields] for r in rows[:n]] == [[getattr(r, f) for f in fields] for r in rows[n:]]
+    assert rows[1].after == {"when": "2026-11-15T06:00:00.123Z", "amount": "1.10"}
+    assert rows[2].before == {"2": "two", "10": "ten"}
+    assert rows[4].object_label == "x" * 300
+    assert all(event_digest(r) == r.hash for r in rows)
+    assert audit_verify() is None
 
 
 def test_an_event_records_actor_verb_object_and_before_after():

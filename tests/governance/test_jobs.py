@@ -19,6 +19,20 @@ from tests.factories import T0, CredentialFactory
 
 pytestmark = pytest.mark.django_db
 
+#: Every periodic job, in the order the registry lists them (the specification of what runs).
+ALL_JOBS = [
+    "flag-stale-credentials",
+    "record-audit-head",
+    "expire-grants",
+    "cancel-stale-requests",
+    "remind-expiring-grants",
+    "flag-due-reassessments",
+    "open-attestations",
+    "remind-attestations",
+    "escalate-attestations",
+    "enforce-attestations",
+]
+
 
 def _call(*args) -> str:
     out = StringIO()
@@ -74,6 +88,14 @@ def test_run_job_lists_the_jobs_with_their_schedules():
     assert out.splitlines() == [
         "flag-stale-credentials\t0 3 * * * (UTC)\tinventory.tasks.flag_stale_credentials",
         "record-audit-head\t0 * * * * (UTC)\tgovernance.tasks.record_audit_head",
+        "expire-grants\t* * * * * (UTC)\tdelegations.tasks.expire_grants",
+        "cancel-stale-requests\t15 * * * * (UTC)\tdelegations.tasks.cancel_stale_requests",
+        "remind-expiring-grants\t*/15 * * * * (UTC)\tdelegations.tasks.remind_expiring_grants",
+        "flag-due-reassessments\t30 3 * * * (UTC)\tgovernance.tasks.flag_due_reassessments",
+        "open-attestations\t0 5 * * * (UTC)\tgovernance.tasks.open_attestations",
+        "remind-attestations\t15 5 * * * (UTC)\tgovernance.tasks.remind_attestations",
+        "escalate-attestations\t30 5 * * * (UTC)\tgovernance.tasks.escalate_attestations",
+        "enforce-attestations\t45 5 * * * (UTC)\tgovernance.tasks.enforce_attestations",
     ]
 
 
@@ -126,7 +148,7 @@ def _schedule_rows():
 
 
 def test_ensure_schedule_creates_a_periodic_task_per_job():
-    assert _call("ensure_schedule").splitlines() == ["flag-stale-credentials: created", "record-audit-head: created"]
+    assert _call("ensure_schedule").splitlines() == [f"{name}: created" for name in ALL_JOBS]
     task = PeriodicTask.objects.get(name="flag-stale-credentials")
     assert task.task == "inventory.tasks.flag_stale_credentials" and task.enabled
     c = task.crontab
@@ -150,18 +172,15 @@ def test_ensure_schedule_creates_a_periodic_task_per_job():
         "UTC",
     )
     events = AuditEvent.objects.filter(verb="schedule.create").order_by("id")
-    assert [(e.actor_type, e.object_label) for e in events] == [
-        ("system", "flag-stale-credentials"),
-        ("system", "record-audit-head"),
-    ]
+    assert [(e.actor_type, e.object_label) for e in events] == [("system", name) for name in ALL_JOBS]
 
 
 def test_ensure_schedule_twice_gives_the_same_rows():
     _call("ensure_schedule")
     rows = _schedule_rows()
-    assert _call("ensure_schedule").splitlines() == ["flag-stale-credentials: kept", "record-audit-head: kept"]
+    assert _call("ensure_schedule").splitlines() == [f"{name}: kept" for name in ALL_JOBS]
     assert _schedule_rows() == rows
-    assert AuditEvent.objects.filter(verb="schedule.create").count() == 2
+    assert AuditEvent.objects.filter(verb="schedule.create").count() == len(ALL_JOBS)
 
 
 def test_ensure_schedule_keeps_an_admins_edits():
@@ -177,7 +196,10 @@ def test_ensure_schedule_keeps_an_admins_edits():
 def test_ensure_schedule_recreates_a_deleted_schedule():
     _call("ensure_schedule")
     PeriodicTask.objects.filter(name="flag-stale-credentials").delete()
-    assert _call("ensure_schedule").splitlines() == ["flag-stale-credentials: created", "record-audit-head: kept"]
+    assert _call("ensure_schedule").splitlines() == [
+        "flag-stale-credentials: created",
+        *(f"{name}: kept" for name in ALL_JOBS[1:]),
+    ]
     assert PeriodicTask.objects.filter(name="flag-stale-credentials").exists()
 
 
@@ -321,6 +343,7 @@ def test_the_celery_task_logs_the_head(frozen_now, caplog):
     head = AuditEvent.objects.order_by("-id").first()
     caplog.set_level(logging.INFO, logger="governance.audit")
     result = record_audit_head.delay().get()
-    assert result == {"id": head.pk, "hash": head.hash, "events": 2}
-    assert _head_lines(caplog) == [f"audit head id={head.pk} hash={head.hash} events=2 at=2026-11-15T06:00:00Z"]
-    assert AuditEvent.objects.count() == 2
+    n = len(ALL_JOBS)  # ensure_schedule wrote one schedule.create event per job
+    assert result == {"id": head.pk, "hash": head.hash, "events": n}
+    assert _head_lines(caplog) == [f"audit head id={head.pk} hash={head.hash} events={n} at=2026-11-15T06:00:00Z"]
+    assert AuditEvent.objects.count() == n

@@ -168,12 +168,11 @@ CASES = [
         scope=WRITE,
     ),
     Case(
-        "agents-set-risk-tier",
+        "agents-set-risk-tier-retired",
         "post",
         lambda w: f"{AGENTS}own/set-risk-tier/",
-        ADMIN_ONLY_ON_OWN,
+        expect(owner=409, other_owner=404, admin=409, auditor=403),
         body=lambda w: {"risk_tier": "high", "reason": "Moves money."},
-        verb="agent.set_risk_tier",
         scope=WRITE,
     ),
     Case(
@@ -856,45 +855,17 @@ def test_write_carries_the_request_id_into_its_audit_event(world):
 
 
 @pytest.mark.django_db
-def test_admin_sets_risk_tier_with_a_reason_in_the_audit_trail(world):
-    response = session_client(world["people"]["admin"]).post(
-        f"{AGENTS}own/set-risk-tier/", {"risk_tier": "critical", "reason": "Moves money."}, format="json"
-    )
-    assert response.status_code == 200, response.data
-    assert response.data["risk_tier"] == "critical"
-    event = AuditEvent.objects.get(verb="agent.set_risk_tier")
-    assert event.before == {"risk_tier": "unassessed"}
-    assert event.after == {"risk_tier": "critical", "reason": "Moves money."}
-    assert event.actor_label == "iris.admin"
-
-
-@pytest.mark.django_db
 @pytest.mark.parametrize(
-    ("body", "field"),
-    [
-        ({"risk_tier": "unassessed", "reason": "Start over."}, "risk_tier"),
-        ({"risk_tier": "extreme", "reason": "x"}, "risk_tier"),
-        ({"risk_tier": "high", "reason": "  "}, "reason"),
-        ({"risk_tier": "high"}, "reason"),
-        ({"risk_tier": "high", "reason": "x", "state": "active"}, "state"),
-    ],
+    "body", [{"risk_tier": "critical", "reason": "Moves money."}, {"risk_tier": "extreme"}, {}], ids=str
 )
-def test_set_risk_tier_refuses_bad_input_and_writes_nothing(body, field, world):
+def test_set_risk_tier_is_retired_in_favour_of_assessments(body, world):
+    """The tier is the latest risk assessment's: the action changes nothing and names the endpoint to use."""
     before = AuditEvent.objects.count()
     response = session_client(world["people"]["admin"]).post(f"{AGENTS}own/set-risk-tier/", body, format="json")
-    assert response.status_code == 400
-    assert field in response.data
+    assert response.status_code == 409 and response.data["code"] == "conflict"
+    assert "POST /api/v1/assessments/" in response.data["detail"]
     assert Agent.objects.get(slug="own").risk_tier == Agent.RiskTier.UNASSESSED
     assert AuditEvent.objects.count() == before
-
-
-@pytest.mark.django_db
-def test_set_risk_tier_of_a_decommissioned_agent_is_409(world):
-    Agent.objects.filter(slug="own").update(state=Agent.State.DECOMMISSIONED)
-    response = session_client(world["people"]["admin"]).post(
-        f"{AGENTS}own/set-risk-tier/", {"risk_tier": "high", "reason": "x"}, format="json"
-    )
-    assert response.status_code == 409 and response.data["code"] == "conflict"
 
 
 @pytest.mark.django_db

@@ -732,43 +732,6 @@ def test_person_list_offers_owners_and_admins_never_auditors(admin_user, owner, 
     assert set(person_list(user=admin_user)) == {admin_user, owner}
 
 
-def test_iam_admins_set_the_risk_tier_with_a_reason(actors, agent, trail):
-    services.agent_set_risk_tier(actor=actors["admin"], agent=agent, risk_tier="high", reason="Moves money")
-    agent.refresh_from_db()
-    assert agent.risk_tier == "high"
-    assert trail.one("agent.set_risk_tier").after == {"risk_tier": "high", "reason": "Moves money"}
-    refuses(
-        PermissionDenied, services.agent_set_risk_tier, actor=actors["owner"], agent=agent, risk_tier="low", reason="x"
-    )
-    refuses(
-        ValidationError,
-        services.agent_set_risk_tier,
-        field="risk_tier",
-        actor=actors["admin"],
-        agent=agent,
-        risk_tier="extreme",
-        reason="x",
-    )
-    refuses(
-        ValidationError,
-        services.agent_set_risk_tier,
-        field="risk_tier",
-        actor=actors["admin"],
-        agent=agent,
-        risk_tier="unassessed",
-        reason="x",
-    )
-    refuses(
-        ValidationError,
-        services.agent_set_risk_tier,
-        field="reason",
-        actor=actors["admin"],
-        agent=agent,
-        risk_tier="low",
-        reason=" ",
-    )
-
-
 def test_slugs_the_ui_uses_are_reserved(actors, owner):
     refuses(
         ValidationError,

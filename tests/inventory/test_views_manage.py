@@ -490,7 +490,7 @@ def test_agent_page_query_count_is_constant(admin_user, agent, django_assert_max
         ToolFactory(agent=agent)
     client = client_as(admin_user)
     client.get(reverse("agent-detail", args=[agent.slug]))  # warm the session
-    with django_assert_max_num_queries(13):
+    with django_assert_max_num_queries(14):  # 13, and the approval queue's count in an IAM admin's navigation
         response = client.get(reverse("agent-detail", args=[agent.slug]))
     assert len(response.context["credentials"]) == rows
     assert response.content.decode().count("Record rotation") == rows

@@ -1,4 +1,4 @@
-"""The agent page's risk tier (IAM admins, with a reason), the register form's risk tier, who is
+"""The agent page's risk tier (a link to the risk assessment), the register form's risk tier, who is
 offered the owner transfer and whom its dropdowns list, and confirmation of irreversible actions."""
 
 import pytest
@@ -24,75 +24,29 @@ def audit_events(agent, verb):
 
 
 # --- risk tier on the agent page --------------------------------------------------------------
+# The tier is the latest risk assessment's (governance.assessments); the page links to the questionnaire.
 
 
-@pytest.mark.parametrize(
-    "role, offered", [("admin", True), ("owner", False), ("other_owner", False), ("auditor", False)]
-)
-def test_only_iam_admins_are_offered_the_risk_tier_form(people, agent, role, offered):
+@pytest.mark.parametrize("role, offered", [("admin", True), ("owner", True), ("other_owner", True), ("auditor", False)])
+def test_the_risk_tier_control_links_to_the_assessment_form(people, agent, role, offered):
     body = client_as(people[role]).get(reverse("agent-detail", args=[agent.slug])).content.decode()
-    assert (reverse("agent-set-risk-tier", args=[agent.slug]) in body) == offered
+    assert (reverse("assessment-create", args=[agent.slug]) in body) == offered
+    assert 'name="risk_tier"' not in body and "Set risk tier" not in body
 
 
-def test_no_risk_tier_form_on_a_decommissioned_agent(admin_user, owner):
+def test_no_assessment_link_on_a_decommissioned_agent(admin_user, owner):
     gone = AgentFactory(owner=owner, state=Agent.State.DECOMMISSIONED)
     body = client_as(admin_user).get(reverse("agent-detail", args=[gone.slug])).content.decode()
-    assert reverse("agent-set-risk-tier", args=[gone.slug]) not in body
+    assert reverse("assessment-create", args=[gone.slug]) not in body
 
 
-@pytest.mark.parametrize("role, status", [("admin", 302), ("owner", 403), ("other_owner", 403), ("auditor", 403)])
-def test_set_risk_tier_permission_matrix(people, agent, role, status):
-    response = client_as(people[role]).post(
-        reverse("agent-set-risk-tier", args=[agent.slug]), {"risk_tier": "high", "reason": "Moves money."}
-    )
-    assert response.status_code == status
-    agent.refresh_from_db()
-    if status == 302:
-        assert agent.risk_tier == Agent.RiskTier.HIGH
-        event = audit_events(agent, "agent.set_risk_tier").get()
-        assert event.before == {"risk_tier": "unassessed"}
-        assert event.after == {"risk_tier": "high", "reason": "Moves money."}
-    else:
-        assert agent.risk_tier == Agent.RiskTier.UNASSESSED and not audit_events(agent, "agent.set_risk_tier")
-
-
-def test_set_risk_tier_over_htmx_answers_with_the_profile_and_the_head(admin_user, agent):
+def test_the_tier_is_no_longer_set_by_hand_on_the_page(admin_user, agent):
     response = client_as(admin_user).post(
-        reverse("agent-set-risk-tier", args=[agent.slug]),
-        {"risk_tier": "critical", "reason": "Prod admin."},
-        headers=HTMX,
+        f"/agents/{agent.slug}/risk-tier/", {"risk_tier": "high", "reason": "Moves money."}
     )
-    body = response.content.decode()
-    assert response.status_code == 200
-    assert body.lstrip().startswith('<section class="panel" id="profile">')
-    assert "Ticket triage: risk tier set to critical." in body
-    assert 'id="agent-head" hx-swap-oob="true"' in body and "Risk: Critical" in body
-
-
-@pytest.mark.parametrize(
-    "data, field_error",
-    [
-        ({"risk_tier": "high", "reason": ""}, "Give a reason; it is kept in the audit trail."),
-        ({"risk_tier": "unassessed", "reason": "Back to square one."}, "Select a valid choice."),
-        ({"risk_tier": "extreme", "reason": "x"}, "Select a valid choice."),
-    ],
-)
-def test_bad_risk_tier_input_is_a_400_next_to_the_field(admin_user, agent, data, field_error):
-    response = client_as(admin_user).post(reverse("agent-set-risk-tier", args=[agent.slug]), data, headers=HTMX)
-    assert response.status_code == 400
-    body = response.content.decode()
-    assert field_error in body and '<details class="manage" open>' in body
+    assert response.status_code == 404
     agent.refresh_from_db()
     assert agent.risk_tier == Agent.RiskTier.UNASSESSED and not audit_events(agent, "agent.set_risk_tier")
-
-
-def test_setting_the_same_tier_says_nothing_changed(admin_user, owner):
-    high = AgentFactory(owner=owner, risk_tier=Agent.RiskTier.HIGH)
-    response = client_as(admin_user).post(
-        reverse("agent-set-risk-tier", args=[high.slug]), {"risk_tier": "high", "reason": "Again."}, headers=HTMX
-    )
-    assert response.status_code == 200 and "Nothing was changed" in response.content.decode()
-    assert not audit_events(high, "agent.set_risk_tier")
 
 
 # --- risk tier when registering ---------------------------------------------------------------
