@@ -2,9 +2,7 @@
 against the live server): an owner answers an attestation due in their inbox and the agent's next due
 date moves by its tier's cadence; an IAM admin launches a campaign and follows its progress."""
 
-import os
 from datetime import date, timedelta
-from pathlib import Path
 
 import pytest
 import time_machine
@@ -13,39 +11,10 @@ from governance import attestations as att
 from inventory.models import Agent
 from tests.factories import T0, AgentFactory, IamAdminFactory, OwnerFactory, TeamFactory
 
-CHROMIUM = Path(os.environ.get("WARRANT_CHROMIUM", "/usr/bin/chromium"))
 PASSWORD = "browser-test-pw"
 TODAY = date(2026, 11, 15)
 
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.django_db(transaction=True),
-    pytest.mark.skipif(not CHROMIUM.exists(), reason=f"no Chromium at {CHROMIUM} (install Debian's chromium)"),
-]
-os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
-
-
-@pytest.fixture(scope="module")
-def chromium():
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(
-            executable_path=str(CHROMIUM),
-            headless=True,
-            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--no-first-run"],
-        )
-        yield browser
-        browser.close()
-
-
-@pytest.fixture
-def page(chromium, live_server):
-    context = chromium.new_context(base_url=live_server.url, timezone_id="UTC")
-    context.set_default_timeout(15_000)
-    page = context.new_page()
-    yield page
-    context.close()
+pytestmark = pytest.mark.django_db(transaction=True)
 
 
 def sign_in(page, username):
