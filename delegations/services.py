@@ -14,6 +14,7 @@ capped per risk tier, refused, never trimmed) and 1 (enforcement is
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -26,6 +27,7 @@ from governance.audit import Actor, PendingEvent, audit_record, audit_record_man
 from governance.errors import Conflict, PermissionDenied, ValidationError
 from governance.models import Policy
 from inventory.models import AccessLevel, Agent, DataClass, validate_display_text
+from inventory.secrets import text_refusal
 
 from .models import (
     Approval,
@@ -91,17 +93,18 @@ def _aware(value, field: str) -> datetime:
 
 
 def _fmt_duration(delta: timedelta) -> str:
-    """A length as people read it: ``30 d``, ``24 h``, or ``24 h 0 min 1 s`` — never rounded onto the cap."""
-    seconds = delta.total_seconds()
+    """A length as people read it: ``30 d``, ``24 h``, or ``24 h 0 min 1 s`` — whole seconds, rounded
+    up, so that a request just over the cap never reads as the cap itself."""
+    seconds = math.ceil(delta.total_seconds())
     if seconds % 86400 == 0:
-        return f"{int(seconds // 86400)} d"
+        return f"{seconds // 86400} d"
     if seconds % 3600 == 0:
-        return f"{int(seconds // 3600)} h"
+        return f"{seconds // 3600} h"
     hours, rest = divmod(seconds, 3600)
     minutes, secs = divmod(rest, 60)
-    text = f"{int(hours)} h {int(minutes)} min"
+    text = f"{hours} h {minutes} min"
     if secs:
-        text += " " + f"{secs:.6f}".rstrip("0").rstrip(".") + " s"
+        text += f" {secs} s"
     return text
 
 
@@ -193,6 +196,12 @@ def _check_scopes(agent: Agent, scopes: Sequence[ScopeRequest]) -> list[GrantSco
     return rows
 
 
+def _endpoint(tool) -> str:
+    """Where a tool runs — its URL, or the command line of a local (stdio) tool: two agents' tools of
+    one name are the same tool only if they run at the same place."""
+    return tool.url or " ".join([tool.command, *map(str, tool.args or [])]).strip()
+
+
 def _check_attenuation(parent: DelegationGrant, agent: Agent, scopes: list[GrantScope], starts_at, expires_at) -> None:
     """Invariant 5: a child's scopes are a subset of its parent's, it neither starts before nor
     outlives it, its depth is bounded, and no agent appears twice in one chain."""
@@ -210,7 +219,7 @@ def _check_attenuation(parent: DelegationGrant, agent: Agent, scopes: list[Grant
         node = node.parent
     if agent.pk in chain_agents:
         raise ValidationError({"parent": f"{agent} already appears up this chain; a delegation chain has no cycles."})
-    parent_scopes = list(parent.scopes.all())
+    parent_scopes = list(parent.scopes.select_related("tool"))
     wider = [
         str(s)
         for s in scopes
@@ -221,6 +230,18 @@ def _check_attenuation(parent: DelegationGrant, agent: Agent, scopes: list[Grant
             for p in parent_scopes
         )
     ]
+    elsewhere = []
+    for s in scopes:
+        same_name = [p for p in parent_scopes if p.tool_name == s.tool_name]
+        if same_name and not any(p.tool is not None and _endpoint(p.tool) == _endpoint(s.tool) for p in same_name):
+            theirs = next((p.tool for p in same_name if p.tool is not None), None)
+            elsewhere.append(
+                f"{s.tool_name} of {agent} is not the tool the parent grant covers: it runs at "
+                f"{_endpoint(s.tool) or '(no endpoint)'}, the parent's at "
+                f"{(_endpoint(theirs) or '(no endpoint)') if theirs else '(a tool since removed)'}."
+            )
+    if elsewhere:
+        raise ValidationError({"scopes": elsewhere})
     if wider:
         raise ValidationError(
             {
@@ -275,6 +296,10 @@ def grant_request(
         errors["purpose"] = "Say what the grant is for."
     if not justification:
         errors["justification"] = "Justify the request; approvers read it."
+    for name, text in (("purpose", purpose), ("justification", justification)):
+        refusal = text_refusal(text)
+        if refusal and name not in errors:
+            errors[name] = refusal
     if expires_at is None:
         errors["expires_at"] = "Every grant ends: give its expiry."
     if errors:
@@ -303,11 +328,15 @@ def grant_request(
         policy = Policy.current()
         cap = grant_cap(agent, policy)
         if expires_at - starts_at > cap:
-            tier = agent.get_risk_tier_display().lower()
+            tier = (
+                "an agent not yet assessed (capped as high risk)"
+                if agent.risk_tier == Agent.RiskTier.UNASSESSED
+                else f"a {agent.get_risk_tier_display().lower()}-tier agent"
+            )
             raise ValidationError(
                 {
                     "expires_at": f"{_fmt_duration(expires_at - starts_at)} is longer than the {_fmt_duration(cap)} "
-                    f"allowed for a {tier}-tier agent; ask for {_fmt_duration(cap)} or less "
+                    f"allowed for {tier}; ask for {_fmt_duration(cap)} or less "
                     "(requests over the cap are refused, not trimmed)."
                 }  # fmt: skip
             )
@@ -335,7 +364,10 @@ def grant_request(
             requested_at=now,
             starts_at=starts_at,
             expires_at=expires_at,
-            approvals_required=approvals_required_for(agent, [r.data_classes for r in rows], policy),
+            approvals_required=max(
+                approvals_required_for(agent, [r.data_classes for r in rows], policy),
+                parent.approvals_required if parent is not None else 0,
+            ),
         )
         validate_display_text(grant, "purpose")
         grant.full_clean(exclude=["requested_by", "agent", "parent", "renewal_of", "on_behalf_of"])
@@ -597,6 +629,17 @@ def grant_renew(
         raise PermissionDenied("You may renew grants only for agents you own or back up.")
     if grant.status not in (DelegationGrant.Status.ACTIVE, DelegationGrant.Status.EXPIRED):
         raise Conflict(f"Only an active or expired grant can be renewed; this one is {grant.status}.")
+    live_renewal = (
+        grant.renewals.filter(status__in=[DelegationGrant.Status.PENDING, DelegationGrant.Status.ACTIVE])
+        .filter(Q(status=DelegationGrant.Status.PENDING) | Q(expires_at__gt=now))
+        .order_by("pk")
+        .first()
+    )
+    if live_renewal is not None:
+        raise Conflict(
+            f"Grant #{grant.pk} is already being renewed by #{live_renewal.pk} ({live_renewal.status}); "
+            "cancel or let that one end first."
+        )
     starts_at = grant.expires_at if grant.status == DelegationGrant.Status.ACTIVE and grant.expires_at > now else now
     if expires_at is None:
         expires_at = starts_at + duration
@@ -658,9 +701,21 @@ def on_agent_decommissioned(*, agent: Agent, actor: Actor, now: datetime) -> Non
 # --- jobs ------------------------------------------------------------------------------------
 
 
-def _expire_batch(now: datetime, batch_size: int) -> list[tuple[int, str, datetime]]:
+#: ``expires_at`` as the audit event's JSON holds a datetime (``DjangoJSONEncoder``: ISO 8601, UTC as
+#: ``Z``, milliseconds truncated and shown only when there is a fraction), written by PostgreSQL so that
+#: the job does not parse and re-format a timestamp per grant in Python (``%%`` is ``%`` escaped for the driver).
+_EXPIRES_AT_JSON_SQL = """
+    to_char({col} AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS')
+    || CASE WHEN date_part('microseconds', {col} AT TIME ZONE 'UTC')::bigint %% 1000000 = 0 THEN ''
+            ELSE to_char({col} AT TIME ZONE 'UTC', '.MS') END
+    || 'Z'
+"""
+
+
+def _expire_batch(now: datetime, batch_size: int) -> list[tuple[int, str, datetime | str]]:
     """Mark one batch of due grants expired, returning ``(id, agent name, expires_at)`` of each, by id
-    (the agent's name, so that the audit label reads as ``str(grant)`` does).
+    (the agent's name, so that the audit label reads as ``str(grant)`` does; on PostgreSQL
+    ``expires_at`` comes as the text the audit event's JSON holds, elsewhere as an aware datetime).
 
     The batch is read from ``grant_status_expires_idx`` in index order (``expires_at``), so the scan
     stops after ``batch_size`` rows however many are due, and a run with nothing due touches one
@@ -671,20 +726,17 @@ def _expire_batch(now: datetime, batch_size: int) -> list[tuple[int, str, dateti
     """
     table = DelegationGrant._meta.db_table
     agents = Agent._meta.db_table
-    lock = "FOR NO KEY UPDATE SKIP LOCKED" if connection.vendor == "postgresql" else ""
-    # ARRAY(...) runs the locking scan once, then the rows are fetched by primary key: the planner
-    # never trades the bounded index scan for a join over the whole table.
-    due = f"""
-        SELECT id FROM {table} WHERE status = %s AND expires_at <= %s ORDER BY expires_at LIMIT %s {lock}
-    """
-    if connection.vendor == "postgresql":
-        where = f"id = ANY(ARRAY({due}))"
-    else:
-        where = f"id IN ({due})"
+    postgres = connection.vendor == "postgresql"
+    lock = "FOR NO KEY UPDATE SKIP LOCKED" if postgres else ""
+    due = f"SELECT id FROM {table} WHERE status = %s AND expires_at <= %s ORDER BY expires_at LIMIT %s {lock}"
+    # On PostgreSQL, ARRAY(...) runs the locking scan once and the rows are then fetched by primary
+    # key: the planner never trades the bounded index scan for a join over the whole table.
+    where = f"id = ANY(ARRAY({due}))" if postgres else f"id IN ({due})"
+    expires_at = _EXPIRES_AT_JSON_SQL.format(col=f"{table}.expires_at") if postgres else "expires_at"
     sql = f"""
         UPDATE {table} SET status = %s, ended_at = %s, ended_by = %s, end_reason = %s
         WHERE {where} AND status = %s
-        RETURNING id, (SELECT name FROM {agents} WHERE {agents}.id = {table}.agent_id), expires_at
+        RETURNING id, (SELECT name FROM {agents} WHERE {agents}.id = {table}.agent_id), {expires_at}
     """
     active = DelegationGrant.Status.ACTIVE
     with connection.cursor() as cursor:
@@ -692,7 +744,7 @@ def _expire_batch(now: datetime, batch_size: int) -> list[tuple[int, str, dateti
             sql, [DelegationGrant.Status.EXPIRED, now, "system", "Reached its expiry.", active, now, batch_size, active]
         )
         rows = cursor.fetchall()
-    if connection.vendor != "postgresql":
+    if not postgres:
         # A raw cursor gives SQLite's datetimes back naive; they are stored in UTC (invariant 3).
         rows = [(pk, name, end if timezone.is_aware(end) else end.replace(tzinfo=UTC)) for pk, name, end in rows]
     rows.sort()

@@ -132,38 +132,44 @@ class Policy(models.Model):
 
     unused_after_days = models.PositiveIntegerField(
         default=90,
-        validators=[MinValueValidator(1)],
+        validators=[MinValueValidator(1), MaxValueValidator(3650)],
         help_text="A credential whose last use is older than this, as of its observed-at, is unused.",
     )
     never_used_grace_days = models.PositiveIntegerField(
         default=7,
-        validators=[MinValueValidator(0)],
+        validators=[MinValueValidator(0), MaxValueValidator(365)],
         help_text="A never-used credential older than this, as of its observed-at, is unused.",
     )
     rotation_period_days = models.PositiveIntegerField(
         default=90,
-        validators=[MinValueValidator(1)],
+        validators=[MinValueValidator(1), MaxValueValidator(3650)],
         help_text="Default rotation period for credentials that do not set their own.",
     )
     expiring_within_days = models.PositiveIntegerField(
         default=14,
-        validators=[MinValueValidator(1)],
+        validators=[MinValueValidator(1), MaxValueValidator(365)],
         help_text="A credential expiring within this many days raises an expiring-credential finding.",
     )
     # Delegation grants (DESIGN.md invariants 4, 5, 6). An unassessed agent is capped and approved as a high one.
     grant_max_hours_critical = models.PositiveIntegerField(
-        default=8, validators=[MinValueValidator(1)], help_text="Longest grant for a critical-tier agent, in hours."
+        default=8,
+        validators=[MinValueValidator(1), MaxValueValidator(8784)],
+        help_text="Longest grant for a critical-tier agent, in hours.",
     )
     grant_max_hours_high = models.PositiveIntegerField(
         default=24,
-        validators=[MinValueValidator(1)],
+        validators=[MinValueValidator(1), MaxValueValidator(8784)],
         help_text="Longest grant for a high-tier (or not yet assessed) agent, in hours.",
     )
     grant_max_hours_medium = models.PositiveIntegerField(
-        default=7 * 24, validators=[MinValueValidator(1)], help_text="Longest grant for a medium-tier agent, in hours."
+        default=7 * 24,
+        validators=[MinValueValidator(1), MaxValueValidator(8784)],
+        help_text="Longest grant for a medium-tier agent, in hours.",
     )
     grant_max_hours_low = models.PositiveIntegerField(
-        default=30 * 24, validators=[MinValueValidator(1)], help_text="Longest grant for a low-tier agent, in hours."
+        default=30 * 24,
+        validators=[MinValueValidator(1), MaxValueValidator(8784)],
+        help_text="Longest grant for a low-tier agent, in hours.",
     )
     grant_approvals_elevated = models.PositiveIntegerField(
         default=2,
@@ -194,18 +200,24 @@ class Policy(models.Model):
     # Attestations and risk assessments (issue: owners vouch on a cadence set by the tier).
     # An unassessed agent follows the high tier's cadence.
     attestation_days_critical = models.PositiveIntegerField(
-        default=30, validators=[MinValueValidator(1)], help_text="Days between attestations of a critical agent."
+        default=30,
+        validators=[MinValueValidator(1), MaxValueValidator(1095)],
+        help_text="Days between attestations of a critical agent.",
     )
     attestation_days_high = models.PositiveIntegerField(
         default=90,
-        validators=[MinValueValidator(1)],
+        validators=[MinValueValidator(1), MaxValueValidator(1095)],
         help_text="Days between attestations of a high-tier (or not yet assessed) agent.",
     )
     attestation_days_medium = models.PositiveIntegerField(
-        default=180, validators=[MinValueValidator(1)], help_text="Days between attestations of a medium-tier agent."
+        default=180,
+        validators=[MinValueValidator(1), MaxValueValidator(1095)],
+        help_text="Days between attestations of a medium-tier agent.",
     )
     attestation_days_low = models.PositiveIntegerField(
-        default=365, validators=[MinValueValidator(1)], help_text="Days between attestations of a low-tier agent."
+        default=365,
+        validators=[MinValueValidator(1), MaxValueValidator(1095)],
+        help_text="Days between attestations of a low-tier agent.",
     )
     attestation_grace_days = models.PositiveIntegerField(
         default=14,
@@ -225,16 +237,24 @@ class Policy(models.Model):
         default=False, help_text="Past grace, suspend a low-tier agent (otherwise only flag it)."
     )
     assessment_valid_days_critical = models.PositiveIntegerField(
-        default=90, validators=[MinValueValidator(1)], help_text="Days a critical agent's risk assessment holds."
+        default=90,
+        validators=[MinValueValidator(1), MaxValueValidator(1095)],
+        help_text="Days a critical agent's risk assessment holds.",
     )
     assessment_valid_days_high = models.PositiveIntegerField(
-        default=180, validators=[MinValueValidator(1)], help_text="Days a high-tier agent's risk assessment holds."
+        default=180,
+        validators=[MinValueValidator(1), MaxValueValidator(1095)],
+        help_text="Days a high-tier agent's risk assessment holds.",
     )
     assessment_valid_days_medium = models.PositiveIntegerField(
-        default=365, validators=[MinValueValidator(1)], help_text="Days a medium-tier agent's risk assessment holds."
+        default=365,
+        validators=[MinValueValidator(1), MaxValueValidator(1095)],
+        help_text="Days a medium-tier agent's risk assessment holds.",
     )
     assessment_valid_days_low = models.PositiveIntegerField(
-        default=365, validators=[MinValueValidator(1)], help_text="Days a low-tier agent's risk assessment holds."
+        default=365,
+        validators=[MinValueValidator(1), MaxValueValidator(1095)],
+        help_text="Days a low-tier agent's risk assessment holds.",
     )
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -243,6 +263,38 @@ class Policy(models.Model):
 
     def __str__(self):
         return "Governance policy"
+
+    #: Settings that must not grow as the risk tier rises: a riskier agent never gets more.
+    TIERED = (
+        ("grant_max_hours", "longest grant"),
+        ("attestation_days", "time between attestations"),
+        ("assessment_valid_days", "time an assessment holds"),
+    )
+
+    def clean(self):
+        """Refuse a policy that gives a riskier tier more than a less risky one (a longer grant, a
+        longer attestation cadence, a longer-lived assessment), or that asks fewer approvers for
+        elevated grants than for ordinary ones. Raises a field-keyed ``ValidationError``."""
+        errors = {}
+        tiers = ("critical", "high", "medium", "low")
+        for prefix, label in self.TIERED:
+            for riskier, safer in zip(tiers, tiers[1:], strict=False):
+                a, b = getattr(self, f"{prefix}_{riskier}"), getattr(self, f"{prefix}_{safer}")
+                if a is not None and b is not None and a > b:
+                    errors[f"{prefix}_{riskier}"] = (
+                        f"The {label} for {riskier} ({a}) may not exceed the one for {safer} ({b})."
+                    )
+        if (
+            self.grant_approvals_standard is not None
+            and self.grant_approvals_elevated is not None
+            and self.grant_approvals_standard > self.grant_approvals_elevated
+        ):
+            errors["grant_approvals_standard"] = (
+                f"Ordinary grants may not need more approvers ({self.grant_approvals_standard}) than elevated "
+                f"ones ({self.grant_approvals_elevated})."
+            )
+        if errors:
+            raise ValidationError(errors)
 
     @classmethod
     def current(cls) -> "Policy":

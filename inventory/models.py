@@ -178,8 +178,15 @@ class Agent(models.Model):
         return self.name
 
     def clean(self):
+        """Refuse control characters in names, unknown data classes, and a literal secret in the
+        purpose (invariant 9; rules in ``inventory.secrets``)."""
+        from .secrets import text_refusal
+
         validate_display_text(self, "name", "platform")
         validate_choice_list_field(self, "data_classes", DataClass, "data classes")
+        refusal = text_refusal(self.purpose)
+        if refusal:
+            raise ValidationError({"purpose": refusal})
 
     @property
     def is_live(self) -> bool:

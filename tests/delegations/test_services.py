@@ -510,7 +510,7 @@ def test_the_cap_holds_at_approval_when_the_tier_or_policy_changed_since_the_req
         Agent.objects.filter(pk=agent.pk).update(risk_tier="medium")  # a risk assessment since
         cap, message = 7 * DAY, "10 d is longer than the 7 d now allowed for a medium-tier agent"
     else:
-        policy_update(actor=admin_actor, grant_max_hours_low=5 * 24)
+        policy_update(actor=admin_actor, grant_max_hours_low=5 * 24, grant_max_hours_medium=5 * 24)
         cap, message = 5 * DAY, "10 d is longer than the 5 d now allowed for a low-tier agent"
     exc = refuses(ValidationError, services.grant_approve, field="expires_at", actor=approver_actor, grant=g)
     assert message in exc.message_dict["expires_at"][0]
@@ -883,6 +883,7 @@ def test_a_child_renewal_stays_within_its_parent(agent, helper, owner_actor):
     child = parent_grant(helper, parent=parent)
     r = services.grant_renew(actor=owner_actor, grant=child, duration=2 * DAY)
     assert (r.parent, r.depth, r.expires_at) == (parent, 2, T0 + 3 * DAY)
+    services.grant_cancel(actor=owner_actor, grant=r)  # one renewal at a time
     refuses(ValidationError, services.grant_renew, field="expires_at", match="cannot outlive", actor=owner_actor,
             grant=child, duration=2 * DAY + SECOND)  # fmt: skip
 
@@ -1104,3 +1105,53 @@ def test_decision_refusal_reads_preloaded_approvals_without_a_query(acting_for, 
     with django_assert_num_queries(0):
         refusal = decision_refusal(approver, grant, approvals)
     assert isinstance(refusal, Conflict) and "already decided this request (approved)" in str(refusal)
+
+
+# --- found by trying the product -------------------------------------------------------------
+
+
+def test_a_child_scope_on_a_same_named_tool_that_runs_elsewhere_is_refused(agent, owner, owner_actor, frozen_now):
+    """A tool of the same name on the receiving agent is the parent's tool only if it runs at the same place;
+    otherwise naming a tool "payments-api" would escape the parent's narrowing (invariant 5)."""
+    parent = GrantFactory(agent=agent, scopes=[("github", "read", "")])
+    imposter = AgentFactory(owner=owner, name="Imposter", risk_tier="low")
+    ToolFactory(agent=imposter, name="github", command="", transport="http", url="https://elsewhere.example/mcp")
+    refuses(
+        ValidationError,
+        lambda: ask(owner_actor, imposter, [S("github", "read")], parent=parent, hours=12),
+        field="scopes",
+        match="not the tool the parent grant covers",
+    )
+
+
+def test_a_child_needs_at_least_as_many_approvers_as_its_parent(agent, helper, owner_actor, frozen_now):
+    parent = GrantFactory(agent=agent, scopes=[("github", "read", "")], approvals_required=2)
+    child = ask(owner_actor, helper, [S("github", "read")], parent=parent, hours=12)
+    assert child.approvals_required == 2  # the helper alone (low tier, no sensitive data) would need one
+
+
+def test_a_grant_is_renewed_once_at_a_time(agent, owner_actor, frozen_now):
+    g = GrantFactory(agent=agent, scopes=[("github", "read", "")])
+    first = services.grant_renew(actor=owner_actor, grant=g, duration=timedelta(days=1))
+    refuses(Conflict, services.grant_renew, match=f"already being renewed by #{first.pk}", actor=owner_actor,
+            grant=g, duration=timedelta(days=1))  # fmt: skip
+    results = services.grants_renew_bulk(actor=owner_actor, items=[(g, timedelta(days=1))])
+    assert results[0].renewal is None and "already being renewed" in results[0].error
+    services.grant_cancel(actor=owner_actor, grant=first)
+    assert services.grant_renew(actor=owner_actor, grant=g, duration=timedelta(days=1)).renewal_of_id == g.pk
+
+
+@pytest.mark.parametrize("field", ["purpose", "justification"])
+def test_a_literal_secret_in_free_text_is_refused(agent, owner_actor, field, frozen_now):
+    text = "use ghp_" + "a" * 36
+    refuses(ValidationError, lambda: ask(owner_actor, agent, **{field: text}), field=field, match="looks like a secret")
+
+
+def test_a_request_just_over_the_cap_names_whole_seconds(agent, owner_actor, frozen_now):
+    over = T0 + timedelta(days=30, microseconds=300)
+    refuses(
+        ValidationError,
+        lambda: ask(owner_actor, agent, expires_at=over),
+        field="expires_at",
+        match="720 h 0 min 1 s is longer than the 30 d allowed",
+    )

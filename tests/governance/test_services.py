@@ -224,3 +224,20 @@ def test_policy_update_refusals(actors):
     refuses(ValidationError, upd, field="grant_cap_hours", actor=actors["admin"], grant_cap_hours=8)
     refuses(ValidationError, upd, field="unused_after_days", actor=actors["admin"], unused_after_days=0)
     refuses(ValidationError, upd, field="expiring_within_days", actor=actors["admin"], expiring_within_days="soon")
+
+
+@pytest.mark.parametrize(
+    ("changes", "field"),
+    [
+        ({"grant_max_hours_low": 10**12}, "grant_max_hours_low"),  # once a 500 on every grants page
+        ({"rotation_period_days": 10**9}, "rotation_period_days"),  # once a 500 on the dashboard
+        ({"expiring_within_days": 10**9}, "expiring_within_days"),  # once an OverflowError in the job
+        ({"grant_max_hours_critical": 48}, "grant_max_hours_critical"),  # critical longer than high (24 h)
+        ({"grant_max_hours_low": 10}, "grant_max_hours_medium"),  # low shorter than medium
+        ({"attestation_days_high": 400}, "attestation_days_high"),  # high attested less often than low
+        ({"grant_approvals_standard": 3}, "grant_approvals_standard"),  # more than the elevated two
+    ],
+)
+def test_policy_update_refuses_out_of_range_and_inconsistent_settings(actors, changes, field):
+    Policy.current()
+    refuses(ValidationError, services.policy_update, field=field, actor=actors["admin"], **changes)

@@ -131,6 +131,20 @@ def test_register_refusals(actors, owner, other_owner):
     refuses(ValidationError, reg, field="kind", actor=actors["admin"], owner=owner, name="x", kind="robot")
 
 
+def test_a_literal_secret_in_an_agents_purpose_is_refused(admin_actor, owner):
+    refuses(
+        ValidationError,
+        services.agent_register,
+        field="purpose",
+        match="looks like a secret",
+        actor=admin_actor,
+        name="Sync",
+        kind=Agent.Kind.WORKFLOW_BOT,
+        owner=owner,
+        purpose="Connects with postgres://u:hunter2@db/x",
+    )
+
+
 def test_a_person_without_a_role_cannot_register(owner):
     nobody = UserFactory()
     refuses(
