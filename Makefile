@@ -12,6 +12,8 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.warrant-installed
 HOST ?= 127.0.0.1
 PORT ?= 8000
+# The address e-mailed links carry; follows HOST/PORT unless set (environment or command line).
+WARRANT_BASE_URL ?= http://$(HOST):$(PORT)
 WEB_CONCURRENCY ?= 2
 WORKER_CONCURRENCY ?= 2
 ARGS ?=
@@ -25,7 +27,7 @@ PYTHON_CANDIDATES := $(PYTHON) python3.14 python3.13 python3.12 \
 help: ## Show this help
 	@echo "Warrant — make targets:"
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
-	@echo "Options: ARGS='...' (passed to pytest), HOST/PORT for run, PYTHON=/path/to/python3.12 for install."
+	@echo "Options: ARGS='...' (passed to pytest), HOST/PORT (and WARRANT_BASE_URL) for run, PYTHON=/path/to/python3.12 for install."
 
 install: $(STAMP) ## Create .venv with Python >= 3.12 and install the pinned dependencies
 
@@ -53,7 +55,7 @@ $(STAMP): requirements.lock requirements-nodeps.txt
 run: install ## Migrate, load demo data, and serve web + Celery worker + beat at http://HOST:PORT
 	@mkdir -p var/broker/queue var/broker/processed var/broker/control
 	$(PY) manage.py migrate --noinput
-	$(PY) manage.py seed_demo
+	WARRANT_BASE_URL='$(WARRANT_BASE_URL)' $(PY) manage.py seed_demo
 	@if [ -f governance/management/commands/ensure_schedule.py ]; then \
 		$(PY) manage.py ensure_schedule; \
 	else \
@@ -62,8 +64,10 @@ run: install ## Migrate, load demo data, and serve web + Celery worker + beat at
 	$(PY) manage.py collectstatic --noinput --verbosity 0
 	@echo
 	@echo "Warrant is starting at http://$(HOST):$(PORT)/  (API docs: http://$(HOST):$(PORT)/api/docs/)"
+	@echo "Links in e-mails point at $(WARRANT_BASE_URL) (set WARRANT_BASE_URL to change)."
 	@echo "Demo logins (password warrant-demo):"
 	@echo "  admin   IAM admin (superuser; also /admin/)"
+	@echo "  ines    IAM admin"
 	@echo "  olivia  agent owner"
 	@echo "  oscar   agent owner"
 	@echo "  aude    auditor"
@@ -72,6 +76,7 @@ run: install ## Migrate, load demo data, and serve web + Celery worker + beat at
 	@pids=""; stopping=""; \
 	stop() { trap - INT TERM EXIT; kill $$pids 2>/dev/null || true; wait 2>/dev/null || true; echo "Warrant stopped."; }; \
 	trap 'stopping=1' INT TERM; trap stop EXIT; \
+	export WARRANT_BASE_URL='$(WARRANT_BASE_URL)'; \
 	$(VENV)/bin/gunicorn governance.wsgi:application --bind "$(HOST):$(PORT)" --workers $(WEB_CONCURRENCY) \
 		--access-logfile - --graceful-timeout 5 & pids="$$pids $$!"; \
 	$(VENV)/bin/celery -A governance worker --loglevel INFO --concurrency $(WORKER_CONCURRENCY) \

@@ -105,12 +105,24 @@ class GrantRequestForm(forms.Form):
     (each with an optional resource pattern), purpose, intents, justification, optionally on
     behalf of a person and a parent grant, and the expiry in the viewer's timezone.
 
+    Scopes, purpose, justification and expiry are required (with ``services.grant_request``'s
+    messages), and an expiry already past is refused, so that these errors show at once; the
+    service checks everything again.
+
     ``scopes`` holds ``"<tool id>:<access>"`` values; ``pattern_<tool id>_<access>`` the pattern
     of that scope. ``scope_requests()`` gives the ``ScopeRequest`` list for ``services.grant_request``.
     """
 
-    scopes = forms.MultipleChoiceField(required=False, widget=forms.CheckboxSelectMultiple, label="Scopes")
-    purpose = forms.CharField(max_length=300, required=False, help_text="What the grant is for, in a line.")
+    scopes = forms.MultipleChoiceField(
+        widget=forms.CheckboxSelectMultiple,
+        label="Scopes",
+        error_messages={"required": "Ask for at least one scope (a tool and an access level)."},
+    )
+    purpose = forms.CharField(
+        max_length=300,
+        help_text="What the grant is for, in a line.",
+        error_messages={"required": "Say what the grant is for."},
+    )
     intents = forms.CharField(
         max_length=500,
         required=False,
@@ -120,8 +132,8 @@ class GrantRequestForm(forms.Form):
     justification = forms.CharField(
         widget=forms.Textarea(attrs={"rows": 3}),
         max_length=4000,
-        required=False,
         help_text="Why the agent needs this now; approvers read it.",
+        error_messages={"required": "Justify the request; approvers read it."},
     )
     on_behalf_of = forms.ModelChoiceField(
         queryset=_people(),
@@ -133,8 +145,8 @@ class GrantRequestForm(forms.Form):
     )
     expires_at = LocalDateTimeField(
         label="Expires at",
-        required=False,
         help_text="In your timezone. Once approved, the grant runs from the time of the request until then.",
+        error_messages={"required": "Every grant ends: give its expiry."},
     )
 
     def __init__(self, *args, agent: Agent, tools: list[Tool], parents, **kwargs):
@@ -165,6 +177,14 @@ class GrantRequestForm(forms.Form):
             "it cannot outlive it.",
         )
         self.order_fields(["scopes", "purpose", "intents", "justification", "on_behalf_of", "parent", "expires_at"])
+
+    def clean_expires_at(self):
+        """An expiry already past is refused here too, so that it shows with the other field errors on
+        the first submit (``services.grant_request`` checks it again, with the cap)."""
+        expires_at = self.cleaned_data["expires_at"]
+        if expires_at is not None and expires_at <= timezone.now():
+            raise forms.ValidationError("The expiry is already past.", code="past")
+        return expires_at
 
     def scope_grid(self) -> list[dict]:
         """The scope checkboxes as rows (one per tool) of cells (one per access level the tool offers):

@@ -57,6 +57,10 @@ QUEUE_TEMPLATE = "delegations/approval_queue.html"
 DETAIL_TEMPLATE = "delegations/grant_detail.html"
 LIST_TEMPLATE = "delegations/grant_list.html"
 PENDING = DelegationGrant.Status.PENDING
+#: States as of now of a grant inside its window (its list row shows the time left).
+LIVE_WINDOW_STATES = ("active", "blocked")
+#: States of a grant that will authorise once approved or started (its list row shows its length).
+FUTURE_STATES = ("pending", "scheduled")
 QUEUE_REFUSED = (
     "Only IAM admins (who decide) and auditors (who read) see the approval queue; your own requests are "
     "under My grants."
@@ -142,7 +146,21 @@ def _local_times(params: QueryDict, keys: tuple[str, ...]) -> tuple[QueryDict, l
 
 
 def _approved_notice(grant: DelegationGrant) -> str:
+    """What an approval of ``grant`` led to, worded by its state as of now (``with_state_at``): active,
+    approved but not started (with its start in the viewer's timezone), blocked, or still waiting."""
     if grant.status == DelegationGrant.Status.ACTIVE:
+        now = timezone.now()
+        state = DelegationGrant.objects.filter(pk=grant.pk).with_state_at(now).values_list("state", flat=True).get()
+        if state == "scheduled":
+            starts = timezone.localtime(grant.starts_at).strftime("%Y-%m-%d %H:%M %Z")
+            return (
+                f"Approved: grant #{grant.pk} starts at {starts} (approved, not started); "
+                "it does not authorise before then."
+            )
+        if state == "blocked":
+            return f"Approved: grant #{grant.pk} is blocked: its agent or a grant up its chain is not active."
+        if state == "expired":
+            return f"Approved: grant #{grant.pk} has already expired."
         return f"Approved: grant #{grant.pk} is active."
     approved = grant.approvals.filter(decision=Approval.Decision.APPROVE).count()
     return (
@@ -536,7 +554,8 @@ def grant_list(request: HttpRequest, mine: bool = False) -> HttpResponse:
     Filters of ``GrantFilterSet``: ``status`` (the state as of now), ``agent``, ``tool``,
     ``expires_after`` / ``expires_before`` (a local time in the viewer's timezone, or ISO 8601 with an
     offset), ``requested_by``; ``ordering``; paginated. Unknown filters or values → 400 with the
-    reason. A constant number of queries.
+    reason. A row shows the time left for a grant active or blocked now, the length of one pending or
+    scheduled, and nothing more for one that has ended. A constant number of queries.
     """
     params = without_empty(request.GET)
     mine = mine or params.get("mine", "").lower() in TRUE_VALUES
@@ -552,6 +571,9 @@ def grant_list(request: HttpRequest, mine: bool = False) -> HttpResponse:
     listing["canonical_query"] = params.urlencode()
     if listing["page"] is not None:
         _decorate(listing["page"].object_list, request.user, Policy.current())
+        for g in listing["page"].object_list:
+            # Time left only for a grant in its window; an ended one has none, a future one its length.
+            g.time_left = g.expires_at - now if g.state in LIVE_WINDOW_STATES else None
     any_status = params.copy()
     for key in ("status", "page"):
         any_status.pop(key, None)
@@ -562,6 +584,7 @@ def grant_list(request: HttpRequest, mine: bool = False) -> HttpResponse:
         "now": now,
         "columns": {c["key"]: c for c in sort_columns(params, GRANT_COLUMNS)},
         "states": DelegationGrant.STATES,
+        "future_states": FUTURE_STATES,
         "selected_status": params.getlist("status"),
         "any_status_query": any_status.urlencode(),
         "may_request": is_iam_admin(request.user) or is_agent_owner(request.user),

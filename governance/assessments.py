@@ -471,7 +471,8 @@ def assess_refusal(user, agent: Agent) -> Exception | None:
     """Why ``user`` may not assess ``agent`` now — the exception to raise — or None if they may.
 
     IAM admins assess any agent; its owner and backup owner (active people) assess it too, though
-    not to a lower tier (``risk_assessment_record`` judges that once the answers are scored);
+    not to a lower tier, even when they are IAM admins (``risk_assessment_record`` judges that once
+    the answers are scored);
     auditors and everyone else never: ``PermissionDenied``. A decommissioned agent is no longer
     assessed: ``Conflict``.
     """
@@ -520,9 +521,11 @@ def risk_assessment_record(*, actor: Actor, agent: Agent, answers: dict, notes: 
     (``governance.attestations.attestation_cadence_apply``). Future grants read the new tier at once.
 
     Who: IAM admins, any agent; the agent's owner or backup owner, but not to a tier below the
-    current one (an unassessed agent has none). Raises PermissionDenied (anyone else, auditors, a
-    lowering by an owner), Conflict (decommissioned agent), ValidationError (answers keyed by
-    factor code; ``notes`` over 5000 characters). Nothing is written on a refusal.
+    current one (an unassessed agent has none) — separation of duties, so this holds for an owner or
+    backup owner who is also an IAM admin; only an IAM admin who is neither may lower a tier. Raises
+    PermissionDenied (anyone else, auditors, a lowering by an owner or backup owner), Conflict
+    (decommissioned agent), ValidationError (answers keyed by factor code; ``notes`` over 5000
+    characters). Nothing is written on a refusal.
     """
     from governance.attestations import attestation_cadence_apply
 
@@ -536,14 +539,15 @@ def risk_assessment_record(*, actor: Actor, agent: Agent, answers: dict, notes: 
         refusal = assess_refusal(user, agent)
         if refusal is not None:
             raise refusal
-        admin = is_iam_admin(user)
+        # Separation of duties: whoever owns or backs up the agent may not lower its tier, IAM admin or not.
+        may_lower = is_iam_admin(user) and not is_owner_of(user, agent)
         clean = _answers_and_notes_clean(answers, notes)
         scoring = risk_score(clean)
         current = agent.risk_tier
-        if not admin and current in TIER_RANK and TIER_RANK[scoring.tier] < TIER_RANK[current]:
+        if not may_lower and current in TIER_RANK and TIER_RANK[scoring.tier] < TIER_RANK[current]:
             raise PermissionDenied(
                 f"These answers give {scoring.tier}, below {agent}'s current {current} tier; only an IAM admin "
-                "may lower a tier. Nothing was recorded."
+                "may lower a tier, and not of an agent they own or back up. Nothing was recorded."
             )
         policy = Policy.current()
         assessment = RiskAssessment(

@@ -128,7 +128,7 @@ def tier_distribution(*, user) -> Chart:
     live = [("state", s) for s in Agent.LIVE_STATES]
     return Chart(
         id="tier-distribution",
-        title="Risk tiers",
+        title="Risk tiers of live agents",
         caption="Live agents (active or suspended) by risk tier",
         kind="bar",
         category_header="Risk tier",
@@ -154,7 +154,8 @@ def attestation_compliance(*, user, now: datetime) -> Chart:
     An agent's due date is its open attestation's ``due_on``, else its ``next_attestation_due``;
     it is *overdue* when that date is before today (the organisation's calendar), *open* when an
     attestation is open and not overdue, *up to date* when none is open and the next is not yet
-    due, *unscheduled* when it has no due date. The summary gives the share not overdue.
+    due, *unscheduled* when it has no due date. The summary gives the share up to date (current or
+    open, not overdue) and the counts overdue and not scheduled.
     """
     today = org_today(now)
     open_due = Attestation.objects.filter(agent_id=OuterRef("pk"), status=Attestation.Status.OPEN).values("due_on")[:1]
@@ -173,7 +174,8 @@ def attestation_compliance(*, user, now: datetime) -> Chart:
     live = sum(counts.values())
     good = counts["current"] + counts["open"]
     summary = (
-        f"{good} of {live} live agents ({round(100 * good / live)}%) are not overdue for attestation."
+        f"{good} of {live} live agents ({round(100 * good / live)}%) are up to date with their attestation; "
+        f"{counts['overdue']} overdue, {counts['unscheduled']} not scheduled."
         if live
         else "No live agent."
     )

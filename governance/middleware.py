@@ -3,6 +3,7 @@
 import re
 import uuid
 import zoneinfo
+from functools import cache
 
 from django.utils import timezone
 
@@ -30,8 +31,33 @@ class RequestIdMiddleware:
         return response
 
 
+#: The longest IANA zone name accepted from the ``tz`` cookie (the longest in the database is 32).
+TZ_NAME_MAX_LENGTH = 64
+#: Zones of the database that are no place a viewer is in ("Factory" renders times as "-00").
+_UNPLACED_ZONES = frozenset({"Factory", "localtime"})
+
+
+@cache
+def known_timezones() -> frozenset[str]:
+    """The IANA zone names the viewer's ``tz`` cookie may carry: ``zoneinfo.available_timezones()``
+    without the placeholder zones (``Factory``, ``localtime``). Read once per process."""
+    return frozenset(zoneinfo.available_timezones()) - _UNPLACED_ZONES
+
+
+def zone_from_cookie(name: str) -> zoneinfo.ZoneInfo | None:
+    """The zone named ``name`` (an IANA name such as ``Europe/Berlin``), or None when ``name`` is empty,
+    longer than ``TZ_NAME_MAX_LENGTH`` characters or not one of ``known_timezones()``."""
+    if not name or len(name) > TZ_NAME_MAX_LENGTH or name not in known_timezones():
+        return None
+    try:
+        return zoneinfo.ZoneInfo(name)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError, OSError):
+        return None
+
+
 class ViewerTimezoneMiddleware:
-    """Activate the viewer's timezone: their profile's, else the ``tz`` cookie set by the browser.
+    """Activate the viewer's timezone from the ``tz`` cookie set by the browser, when it names a known
+    IANA zone (``zone_from_cookie``); otherwise UTC.
 
     Datetimes stay UTC in the database; only rendering changes.
     """
@@ -40,11 +66,11 @@ class ViewerTimezoneMiddleware:
         self.get_response = get_response
 
     def __call__(self, request):
-        name = request.COOKIES.get("tz", "")
-        try:
-            timezone.activate(zoneinfo.ZoneInfo(name)) if name else timezone.deactivate()
-        except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        zone = zone_from_cookie(request.COOKIES.get("tz", ""))
+        if zone is None:
             timezone.deactivate()
+        else:
+            timezone.activate(zone)
         try:
             return self.get_response(request)
         finally:

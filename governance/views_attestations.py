@@ -73,8 +73,10 @@ class AttestForm(forms.Form):
 
 
 def _grant_label(grant) -> str:
+    """``#<id> <purpose> (<scopes>) until <expiry>``, the expiry in the viewer's timezone (the active one)."""
     scopes = ", ".join(str(s) for s in grant.scopes.all()) or "no scopes"
-    return f"#{grant.pk} {grant.purpose} ({scopes}) until {grant.expires_at:%Y-%m-%d %H:%M} UTC"
+    until = timezone.localtime(grant.expires_at).strftime("%Y-%m-%d %H:%M %Z")
+    return f"#{grant.pk} {grant.purpose} ({scopes}) until {until}"
 
 
 def _scope_choices() -> list:

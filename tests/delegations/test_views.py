@@ -9,6 +9,7 @@ queue and the list run a constant number of queries.
 """
 
 import html
+import re
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -563,6 +564,27 @@ def test_request_without_scopes_or_expiry_shows_the_field_errors(owner, low_agen
     assert not DelegationGrant.objects.exists() and not AuditEvent.objects.exists()
 
 
+def test_request_form_marks_purpose_and_justification_required(owner, low_agent, frozen_now):
+    body = client_as(owner).get(reverse("grant-create"), {"agent": low_agent.slug}).content.decode()
+    assert re.search(r'<label for="id_purpose">Purpose</label>\s*<input[^>]* required', body)
+    assert re.search(r'<label for="id_justification">Justification</label>\s*<textarea[^>]* required', body)
+    assert "Intents <span" in body and "(optional)" in body  # intents stays optional
+
+
+def test_request_without_scopes_purpose_or_justification_shows_every_error_at_once(owner, low_agent, frozen_now):
+    data = request_data(low_agent, scopes=[], purpose="", justification=" ", expires_at="2026-11-15T05:00")
+    response = client_as(owner).post(reverse("grant-create") + f"?agent={low_agent.slug}", data)
+    assert response.status_code == 400
+    errors = response.context["form"].errors
+    assert errors["scopes"] == ["Ask for at least one scope (a tool and an access level)."]
+    assert errors["purpose"] == ["Say what the grant is for."]
+    assert errors["justification"] == ["Justify the request; approvers read it."]
+    assert errors["expires_at"] == ["The expiry is already past."]
+    body = response.content.decode()
+    assert "Ask for at least one scope" in body and "The expiry is already past." in body
+    assert not DelegationGrant.objects.exists() and not AuditEvent.objects.exists()
+
+
 def test_a_bad_resource_pattern_is_shown_and_what_was_typed_is_kept(owner, low_agent, frozen_now):
     jira = low_agent.tools.get(name="jira")
     response = client_as(owner).post(
@@ -671,6 +693,23 @@ def test_detail_offers_only_the_actions_the_viewer_may_take(people, pending, act
     assert testids("auditor", active) == set()
 
 
+def _form_tag(body: str, testid: str) -> str:
+    """The opening tag of the form marked ``data-testid="<testid>"``."""
+    return re.search(r'<form[^>]*data-testid="' + re.escape(testid) + r'"[^>]*>', body).group(0)
+
+
+def test_revoke_and_deny_each_ask_for_confirmation_once(people, pending, active, approver):
+    body = client_as(people["owner"]).get(reverse("grant-detail", args=[active.pk])).content.decode()
+    revoke = _form_tag(body, "grant-revoke-form")
+    assert "data-confirm" not in revoke and revoke.count("hx-confirm=") == 1
+    assert f'hx-confirm="Revoke grant #{active.pk}? It stops authorising at once' in revoke
+    for url in (reverse("grant-detail", args=[pending.pk]), reverse("approval-queue")):
+        body = client_as(approver).get(url).content.decode()
+        deny = _form_tag(body, f"deny-form-{pending.pk}")
+        assert "data-confirm" not in deny and deny.count("hx-confirm=") == 1
+        assert f'hx-confirm="Deny grant #{pending.pk} for Ticket triage? This is final' in deny
+
+
 def test_revoke_cascades_and_says_so(owner, low_agent, trail, frozen_now):
     parent = GrantFactory(agent=low_agent, scopes=[("github", "read", "")])
     helper = AgentFactory(owner=owner, risk_tier="low")
@@ -753,6 +792,20 @@ def test_renew_asks_again_from_the_end_of_the_grant(owner, active, trail):
     trail.only("grant.renew", obj=renewal)
 
 
+def test_approving_a_renewal_that_starts_later_says_it_has_not_started(owner, approver, active, frozen_now):
+    client_as(owner).post(reverse("grant-act", args=[active.pk, "renew"]), {"length": "2", "unit": "days"})
+    renewal = DelegationGrant.objects.get(renewal_of=active)
+    client = client_as(approver)
+    client.cookies["tz"] = "Europe/Berlin"
+    response = client.post(reverse("grant-act", args=[renewal.pk, "approve"]), {"from": "queue"})
+    renewal.refresh_from_db()
+    assert renewal.status == "active" and renewal.starts_at == T0 + timedelta(days=1)
+    assert messages_of(response) == [
+        f"Approved: grant #{renewal.pk} starts at 2026-11-16 07:00 CET (approved, not started); "
+        "it does not authorise before then."
+    ]
+
+
 def test_decisions_from_the_grant_page_re_render_its_body(approver, pending):
     response = client_as(approver).post(
         reverse("grant-act", args=[pending.pk, "approve"]), {"from": "detail"}, headers=HTMX
@@ -818,6 +871,24 @@ def test_my_grants(owner, other_owner, admin_user, low_agent, frozen_now):
     assert {g.pk for g in client_as(admin_user).get(reverse("grant-mine")).context["page"].object_list} == {
         of_my_agent.pk
     }
+
+
+def test_the_list_shows_time_left_only_for_grants_that_authorise_or_will(owner, low_agent, frozen_now):
+    active = GrantFactory(agent=low_agent, starts_at=T0 - timedelta(hours=2))  # ends at T0 + 22 h
+    scheduled = GrantFactory(agent=low_agent, starts_at=T0 + timedelta(hours=1), expires_at=T0 + timedelta(hours=5))
+    pending = GrantFactory(agent=low_agent, status="pending", expires_at=T0 + timedelta(hours=8))
+    ended = {
+        status: GrantFactory(agent=low_agent, status=status, ended_at=T0 if status == "revoked" else None)
+        for status in ("revoked", "denied", "cancelled")
+    }
+    ended["expired"] = GrantFactory(agent=low_agent, starts_at=T0 - timedelta(days=2))
+    body = client_as(owner).get(reverse("grant-list")).content.decode()
+    assert f'data-testid="time-left-{active.pk}">22 h left</div>' in body
+    assert f'data-testid="length-{scheduled.pk}">for 4 h</div>' in body
+    assert f'data-testid="length-{pending.pk}">for 8 h</div>' in body
+    for grant in ended.values():
+        row = body.split(f'data-testid="grant-row-{grant.pk}"')[1].split("</tr>")[0]
+        assert " left</div>" not in row and "for 24 h" not in row and "24 h</div>" not in row
 
 
 def test_list_htmx_gets_the_results_partial(admin_user, active):

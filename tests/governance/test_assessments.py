@@ -453,6 +453,31 @@ def test_an_owner_may_raise_or_keep_the_tier_but_not_lower_it(assessed, owner_ac
     assert lowered.tier == assessed.risk_tier == "low"
 
 
+@pytest.mark.parametrize("role", ["owner", "backup_owner"])
+def test_an_iam_admin_who_owns_or_backs_up_the_agent_may_not_lower_its_tier(admin_user, other_owner, role, trail):
+    people = {"owner": other_owner, "backup_owner": other_owner, role: admin_user}
+    agent = AgentFactory(**people, risk_tier="high", name="Ledger agent")
+    error = refuses(
+        PermissionDenied,
+        risk_assessment_record,
+        match="only an IAM admin may lower a tier, and not of an agent they own or back up",
+        actor=Actor.person(admin_user),
+        agent=agent,
+        answers=LOW,
+    )
+    assert "These answers give low, below Ledger agent's current high tier" in str(error)
+    kept = risk_assessment_record(actor=Actor.person(admin_user), agent=agent, answers=HIGH)
+    agent.refresh_from_db()
+    assert kept.tier == agent.risk_tier == "high"
+
+
+def test_an_iam_admin_who_neither_owns_nor_backs_up_the_agent_may_lower_its_tier(admin_user, owner, other_owner):
+    agent = AgentFactory(owner=owner, backup_owner=other_owner, risk_tier="high")
+    lowered = risk_assessment_record(actor=Actor.person(admin_user), agent=agent, answers=LOW)
+    agent.refresh_from_db()
+    assert lowered.tier == agent.risk_tier == "low"
+
+
 def test_an_owner_may_not_lower_a_tier_an_iam_admin_gave_at_registration(owner, owner_actor):
     agent = AgentFactory(owner=owner, risk_tier="high")
     refuses(PermissionDenied, risk_assessment_record, actor=owner_actor, agent=agent, answers=LOW)

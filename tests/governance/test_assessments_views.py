@@ -246,6 +246,18 @@ def test_the_history_lists_the_assessments_newest_first(owner, agent):
 def test_an_agent_never_assessed_is_said_to_be_treated_as_high(owner, agent):
     body = client_as(owner).get(reverse("agent-assessments", args=[agent.slug]), headers=HTMX).content.decode()
     assert "has never been assessed" in body and "Assess risk" in body
+    assert "treated as high risk" in body and "set at registration" not in body
+
+
+def test_a_provisional_tier_from_registration_is_said_to_apply_until_the_first_assessment(owner):
+    agent = AgentFactory(owner=owner, name="Quote agent", risk_tier="medium")
+    body = client_as(owner).get(reverse("agent-assessments", args=[agent.slug]), headers=HTMX).content.decode()
+    assert "treated as high risk" not in body
+    assert (
+        "Quote agent has never been assessed: its medium tier was set at registration and applies "
+        "(grant caps, approvals, attestation cadence) until its first assessment, which is due." in body
+    )
+    assert "Reassessment due" in body and '<span class="badge tier-medium">Medium</span>' in body
 
 
 def test_a_lapsed_assessment_shows_reassessment_due(owner, agent):

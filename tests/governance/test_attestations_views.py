@@ -189,6 +189,16 @@ def test_the_form_offers_the_agents_active_grants_for_reduce(owner, world):
     assert grant.status == "revoked"
 
 
+def test_the_grants_to_revoke_show_their_expiry_in_the_viewers_timezone(owner, world):
+    grant = GrantFactory(agent=world["agent"], purpose="Read invoices", scopes=[("billing", "read", "")])
+    client = client_as(owner)
+    client.cookies["tz"] = "Europe/Berlin"
+    page = client.get(reverse("attestation-detail", args=[world["attestation"].pk])).content.decode()
+    # Expires at T0 + 1 day = 2026-11-16 06:00 UTC, 07:00 in Berlin (CET).
+    assert f"#{grant.pk} Read invoices (billing:read) until 2026-11-16 07:00 CET" in page
+    assert "06:00 UTC" not in page
+
+
 @pytest.mark.parametrize(
     "changes, message",
     [

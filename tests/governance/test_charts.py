@@ -95,7 +95,9 @@ def test_attestation_compliance_at_a_pinned_instant(owner, other_owner, auditor,
         "overdue": 2,
         "unscheduled": 1,
     }
-    assert chart.summary == "3 of 6 live agents (50%) are not overdue for attestation."
+    assert chart.summary == (
+        "3 of 6 live agents (50%) are up to date with their attestation; 2 overdue, 1 not scheduled."
+    )
     assert chart.caption.endswith("2026-11-15")
     assert chart.links[2] == f"{reverse('finding-list')}?kind=attestation_overdue"
     assert sum(charts.attestation_compliance(user=auditor, now=T0).series[0].values) == 7

@@ -119,6 +119,13 @@ def test_navigation_by_role(people, role, links):
 # --- dashboard -------------------------------------------------------------------------------
 
 
+def test_dashboard_says_which_tier_counts_are_of_all_agents_and_which_of_live_ones(owner, agent, frozen_now):
+    AgentFactory(owner=owner, state=Agent.State.DECOMMISSIONED, risk_tier=Agent.RiskTier.HIGH)
+    body = client_as(owner).get(reverse("dashboard")).content.decode()
+    assert "All agents by risk tier" in body and "Risk tiers of live agents" in body
+    assert "are up to date with their attestation" in body and "are not overdue" not in body
+
+
 def test_dashboard_counts_what_the_viewer_may_see(owner, auditor, agent, frozen_now):
     AgentFactory(owner=owner, state=Agent.State.SUSPENDED, risk_tier=Agent.RiskTier.HIGH)
     AgentFactory(state=Agent.State.ACTIVE)  # someone else's
@@ -424,6 +431,28 @@ def test_without_a_cookie_times_are_utc_and_a_bad_cookie_is_ignored(owner, agent
     client.cookies["tz"] = "Mars/Olympus_Mons"
     body = client.get(reverse("agent-detail", args=[agent.slug])).content.decode()
     assert "2026-11-15 06:00 UTC" in body
+
+
+@pytest.mark.parametrize("cookie", ["A" * 256, "Europe/" + "x" * 300, "Factory", "localtime", "../../etc/passwd"])
+def test_an_overlong_or_odd_timezone_cookie_is_ignored_on_every_page(owner, agent, cookie):
+    signed_out = Client()
+    signed_out.cookies["tz"] = cookie
+    login = signed_out.get(reverse("login"))
+    assert login.status_code == 200
+    assert "Times are shown in UTC." in login.content.decode()
+    client = client_as(owner)
+    client.cookies["tz"] = cookie
+    body = client.get(reverse("agent-detail", args=[agent.slug])).content.decode()
+    assert "2026-11-15 06:00 UTC" in body and "Times are shown in UTC." in body
+
+
+def test_every_known_zone_is_accepted_and_the_set_is_read_once():
+    from governance.middleware import known_timezones, zone_from_cookie
+
+    assert known_timezones() is known_timezones()
+    assert zone_from_cookie("America/Argentina/ComodRivadavia").key == "America/Argentina/ComodRivadavia"
+    assert zone_from_cookie("UTC").key == "UTC"
+    assert zone_from_cookie("") is None and zone_from_cookie("Factory") is None
 
 
 def test_each_dashboard_count_links_to_the_list_it_counts(admin_user, agent, frozen_now):
