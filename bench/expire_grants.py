@@ -66,7 +66,7 @@ FLOOR_SQL = (
 )
 
 
-def load(grants: int, due: int, early: int, agents: int) -> None:
+def load(grants: int, due: int, early: int, agents: int, layout: str) -> None:
     """``agents`` active agents with e-mailed owners, and ``grants`` active grants spread over them (see module doc)."""
     from django.contrib.auth import get_user_model
 
@@ -91,8 +91,21 @@ def load(grants: int, due: int, early: int, agents: int) -> None:
         batch_size=5000,
     )
     first_agent = Agent.objects.order_by("id").values_list("id", flat=True).first()
-    # k is the due index (1..due) of row i when row i is due: due rows are spread evenly over the
-    # ids, and so are the early ones among the due rows.
+    # k is the due index (1..due) of row i when row i is due: due rows are spread evenly over the ids.
+    if layout == "ordered":
+        # Older grants end first: the due rows' expiry grows with their id, the early ones first.
+        early_expiry = "%(now)s::timestamptz - interval '2 hours' + make_interval(secs => k * 3599.0 / %(early)s)"
+        late_expiry = (
+            "%(now)s::timestamptz - interval '1 hour' + make_interval(secs => (k - %(early)s) * 3600.0 / %(late)s)"
+        )
+        is_early = "k <= %(early)s"
+    else:
+        # Expiry in no relation to the id: each batch the job takes is scattered over the whole table.
+        early_expiry = "%(now)s::timestamptz - interval '2 hours' + (i %% 3600) * interval '1 second'"
+        late_expiry = (
+            "%(now)s::timestamptz - interval '1 hour' + interval '1 second' + (i %% 3599) * interval '1 second'"
+        )
+        is_early = "(k * %(early)s) / %(due)s > ((k - 1) * %(early)s) / %(due)s"
     sql = f"""
         INSERT INTO {GRANTS} (
             agent_id, purpose, intents, justification, depth, requested_via, requested_by_id, requested_at,
@@ -103,9 +116,8 @@ def load(grants: int, due: int, early: int, agents: int) -> None:
         FROM (
             SELECT i, CASE
                 WHEN NOT due THEN %(now)s::timestamptz + interval '1 hour' + (i %% 2592000) * interval '1 second'
-                WHEN (k * %(early)s) / %(due)s > ((k - 1) * %(early)s) / %(due)s
-                    THEN %(now)s::timestamptz - interval '2 hours' + (i %% 3600) * interval '1 second'
-                ELSE %(now)s::timestamptz - interval '1 hour' + interval '1 second' + (i %% 3599) * interval '1 second'
+                WHEN {is_early} THEN {early_expiry}
+                ELSE {late_expiry}
             END AS e
             FROM (
                 SELECT i, (i * %(due)s) / %(grants)s > ((i - 1) * %(due)s) / %(grants)s AS due,
@@ -122,6 +134,7 @@ def load(grants: int, due: int, early: int, agents: int) -> None:
         "grants": grants,
         "due": due,
         "early": early,
+        "late": max(due - early, 1),
     }
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
@@ -327,6 +340,12 @@ def main() -> None:
     parser.add_argument("--due", type=int, default=500_000)
     parser.add_argument("--due-early", type=int, default=100_000, help="due already at NOW - 1 h (<= --due)")
     parser.add_argument("--agents", type=int, default=10_000)
+    parser.add_argument(
+        "--layout",
+        choices=["spread", "ordered"],
+        default="spread",
+        help="spread: the due rows' expiry unrelated to their ids; ordered: older grants end first",
+    )
     parser.add_argument("--verify", action="store_true", help="walk the audit chain after the job at NOW")
     args = parser.parse_args()
     if connection.vendor != "postgresql":
@@ -337,10 +356,10 @@ def main() -> None:
     if DelegationGrant.objects.exists() or AuditEvent.objects.exists():
         sys.exit("use an empty scratch database (drop and recreate it)")
     started = time.perf_counter()
-    load(args.grants, args.due, args.due_early, args.agents)
+    load(args.grants, args.due, args.due_early, args.agents, args.layout)
     print(
         f"loaded {DelegationGrant.objects.count()} grants on {args.agents} agents in "
-        f"{time.perf_counter() - started:.1f} s; batch size {services.JOB_BATCH_SIZE}"
+        f"{time.perf_counter() - started:.1f} s ({args.layout} layout); batch size {services.JOB_BATCH_SIZE}"
     )
     with connection.cursor() as cursor:
         cursor.execute("SHOW server_version")

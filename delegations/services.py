@@ -712,43 +712,57 @@ _EXPIRES_AT_JSON_SQL = """
 """
 
 
-def _expire_batch(now: datetime, batch_size: int) -> list[tuple[int, str, datetime | str]]:
-    """Mark one batch of due grants expired, returning ``(id, agent name, expires_at)`` of each, by id
-    (the agent's name, so that the audit label reads as ``str(grant)`` does; on PostgreSQL
-    ``expires_at`` comes as the text the audit event's JSON holds, elsewhere as an aware datetime).
+def _expire_batch(
+    now: datetime, batch_size: int, *, after: datetime | None = None
+) -> list[tuple[int, str, datetime | str, datetime]]:
+    """Mark one batch of due grants expired, returning ``(id, agent name, expires_at for the audit
+    event, expires_at)`` of each, by id: the agent's name, so that the audit label reads as
+    ``str(grant)`` does; on PostgreSQL the third item is the text the audit event's JSON holds,
+    elsewhere the aware datetime itself.
 
-    The batch is read from ``grant_status_expires_idx`` in index order (``expires_at``), so the scan
-    stops after ``batch_size`` rows however many are due, and a run with nothing due touches one
-    index page. Each row is locked ``FOR NO KEY UPDATE`` (the lock the ``UPDATE`` takes anyway) with
-    ``SKIP LOCKED``: rows another transaction holds (a revocation in flight, another run of the job)
-    are skipped and left to that transaction or a later run, never logged twice — a locked row is
+    The batch is read from ``grant_status_expires_idx`` in index order (``expires_at``), on
+    PostgreSQL from ``after`` on when given (the last expiry the run has reached, so that a batch
+    does not walk again past the index entries of the rows its predecessors updated, which stay
+    until vacuum and cost a visit each while an older transaction is open): the scan stops after
+    ``batch_size`` rows however many are due, and a run with nothing due touches one index page.
+    Each row is locked ``FOR NO KEY UPDATE`` (the lock the ``UPDATE`` takes anyway) with ``SKIP
+    LOCKED``: rows another transaction holds (a revocation in flight, another run of the job) are
+    skipped and left to that transaction or a later run, never logged twice — a locked row is
     re-read before it is taken, and a row no longer active is left alone.
     """
     table = DelegationGrant._meta.db_table
     agents = Agent._meta.db_table
     postgres = connection.vendor == "postgresql"
     lock = "FOR NO KEY UPDATE SKIP LOCKED" if postgres else ""
-    due = f"SELECT id FROM {table} WHERE status = %s AND expires_at <= %s ORDER BY expires_at LIMIT %s {lock}"
+    active = DelegationGrant.Status.ACTIVE
+    params = [DelegationGrant.Status.EXPIRED, now, "system", "Reached its expiry.", active, now]
+    resume = ""
+    if after is not None and postgres:  # SQLite compares datetimes as text; its scans leave nothing behind
+        resume = "AND expires_at >= %s"
+        params.append(after)
+    params += [batch_size, active]
+    due = f"SELECT id FROM {table} WHERE status = %s AND expires_at <= %s {resume} ORDER BY expires_at LIMIT %s {lock}"
     # On PostgreSQL, ARRAY(...) runs the locking scan once and the rows are then fetched by primary
     # key: the planner never trades the bounded index scan for a join over the whole table.
     where = f"id = ANY(ARRAY({due}))" if postgres else f"id IN ({due})"
-    expires_at = _EXPIRES_AT_JSON_SQL.format(col=f"{table}.expires_at") if postgres else "expires_at"
+    expires_json = _EXPIRES_AT_JSON_SQL.format(col=f"{table}.expires_at") if postgres else "expires_at"
     sql = f"""
         UPDATE {table} SET status = %s, ended_at = %s, ended_by = %s, end_reason = %s
         WHERE {where} AND status = %s
-        RETURNING id, (SELECT name FROM {agents} WHERE {agents}.id = {table}.agent_id), {expires_at}
+        RETURNING id, (SELECT name FROM {agents} WHERE {agents}.id = {table}.agent_id), {expires_json}, expires_at
     """
-    active = DelegationGrant.Status.ACTIVE
     with connection.cursor() as cursor:
-        cursor.execute(
-            sql, [DelegationGrant.Status.EXPIRED, now, "system", "Reached its expiry.", active, now, batch_size, active]
-        )
+        cursor.execute(sql, params)
         rows = cursor.fetchall()
     if not postgres:
         # A raw cursor gives SQLite's datetimes back naive; they are stored in UTC (invariant 3).
-        rows = [(pk, name, end if timezone.is_aware(end) else end.replace(tzinfo=UTC)) for pk, name, end in rows]
+        rows = [(pk, name, _utc(end), _utc(end)) for pk, name, end, _ in rows]
     rows.sort()
     return rows
+
+
+def _utc(value: datetime) -> datetime:
+    return value if timezone.is_aware(value) else value.replace(tzinfo=UTC)
 
 
 def grants_expire_due(*, now: datetime, batch_size: int = JOB_BATCH_SIZE) -> dict[str, int]:
@@ -764,9 +778,10 @@ def grants_expire_due(*, now: datetime, batch_size: int = JOB_BATCH_SIZE) -> dic
     actor = Actor.system("grant expiry job")
     object_type = object_type_of(DelegationGrant())
     total = 0
+    reached = None
     while True:
         with transaction.atomic():
-            rows = _expire_batch(now, batch_size)
+            rows = _expire_batch(now, batch_size, after=reached)
             if not rows:
                 break
             audit_record_many(
@@ -780,12 +795,13 @@ def grants_expire_due(*, now: datetime, batch_size: int = JOB_BATCH_SIZE) -> dic
                         before={"status": "active"},
                         after={"status": "expired", "expires_at": expires_at},
                     )
-                    for pk, agent_name, expires_at in rows
+                    for pk, agent_name, expires_at, _ in rows
                 ),
                 at=now,
             )
-            _notify("expired", [pk for pk, _, _ in rows])
+            _notify("expired", [row[0] for row in rows])
         total += len(rows)
+        reached = max(row[3] for row in rows)
         if len(rows) < batch_size:
             break
     return {"expired": total}

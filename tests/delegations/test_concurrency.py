@@ -23,7 +23,7 @@ from django.db import connection, connections
 
 from delegations import services
 from delegations.models import Approval, DelegationGrant
-from governance.audit import Actor, audit_check
+from governance.audit import Actor, audit_check, to_json
 from governance.errors import Conflict
 from governance.models import AuditEvent
 from tests.factories import T0, AgentFactory, GrantFactory, ToolFactory
@@ -433,12 +433,13 @@ def test_approval_racing_the_stale_request_job_ends_in_one_state(frozen_now, mon
 JOB_NOW = T0 + timedelta(minutes=1)
 
 
-def _due(agent, **kwargs) -> DelegationGrant:
-    """An active grant due for the job at ``JOB_NOW`` and still revocable at T0."""
+def _due(agent, n: int = 0, **kwargs) -> DelegationGrant:
+    """An active grant due for the job at ``JOB_NOW`` and still revocable at T0; ``n`` varies the
+    fraction of a second of its expiry (none, whole milliseconds, microseconds)."""
     return GrantFactory(
         agent=agent,
         starts_at=T0 - timedelta(days=1),
-        expires_at=T0 + timedelta(seconds=30),
+        expires_at=T0 + timedelta(seconds=30, microseconds=(0, 250_000, 999_999, 123)[n % 4]),
         scopes=[("github", "read", "")],
         **kwargs,
     )
@@ -453,6 +454,13 @@ def _assert_each_ended_once(grants, outbox):
         assert g.status in (DelegationGrant.Status.EXPIRED, DelegationGrant.Status.REVOKED), (g.pk, g.status)
         expected = "grant.expire" if g.status == DelegationGrant.Status.EXPIRED else "grant.revoke"
         assert verbs == [expected], (g.pk, g.status, verbs)
+        if expected == "grant.expire":
+            event = AuditEvent.objects.get(object_type=GRANT_TYPE, object_id=str(g.pk))
+            assert (event.before, event.after) == (
+                {"status": "active"},
+                {"status": "expired", "expires_at": to_json(g.expires_at)},
+            )
+            assert event.object_label == str(g)
         assert g.ended_at is not None
         ends[g.status] += 1
     expired_mails = _mails("has expired")
@@ -482,7 +490,7 @@ def test_the_expiry_job_and_revocations_at_once_never_log_a_grant_twice(
 ):
     for _ in range(ROUNDS):
         outbox.clear()
-        grants = [_due(low_agent) for _ in range(6)]
+        grants = [_due(low_agent, n) for n in range(6)]
         child = _due(child_agent, parent=grants[0], depth=2)
         outcomes = Race(
             monkeypatch,
@@ -531,7 +539,7 @@ def test_the_expiry_job_and_a_revocation_in_either_order(
 def test_two_expiry_jobs_at_once_expire_each_grant_once(frozen_now, monkeypatch, low_agent, outbox):
     for _ in range(ROUNDS):
         outbox.clear()
-        grants = [_due(low_agent) for _ in range(12)]
+        grants = [_due(low_agent, n) for n in range(12)]
         outcomes = Race(
             monkeypatch,
             a=lambda: services.grants_expire_due(now=JOB_NOW, batch_size=3),
@@ -542,7 +550,7 @@ def test_two_expiry_jobs_at_once_expire_each_grant_once(frozen_now, monkeypatch,
 
 
 def test_two_expiry_jobs_one_holding_a_batch_the_other_skips_it(frozen_now, monkeypatch, low_agent, outbox):
-    grants = [_due(low_agent) for _ in range(7)]
+    grants = [_due(low_agent, n) for n in range(7)]
     outcomes = (
         Race(
             monkeypatch,
