@@ -4,29 +4,41 @@ Run by hand (never as a test), against a scratch PostgreSQL database:
 
     createdb -h 127.0.0.1 -U postgres warrant_bench_expire
     DATABASE_URL=postgres://postgres@127.0.0.1:5432/warrant_bench_expire \\
-        .venv/bin/python bench/expire_grants.py --grants 1000000 --due 500000 --due-early 100000
+        .venv/bin/python bench/expire_grants.py --grants 1000000 --due 500000 --due-early 100000 \\
+        --layout ordered --verify
     dropdb -h 127.0.0.1 -U postgres warrant_bench_expire
 
 It migrates, then loads ``--grants`` active grants on ``--agents`` agents with one
-``INSERT … SELECT generate_series`` (seconds, not minutes): ``--due`` of them, spread evenly
-over the ids, have ``expires_at <= NOW``; ``--due-early`` of those already had at
-``NOW - 1 h``; the rest end up to 30 days later. The loaded database then serves as a template:
-each measurement runs on a fresh copy (``CREATE DATABASE … TEMPLATE``, dropped afterwards), so
-the floor and the job start from the same state, on disk and in the planner's statistics.
+``INSERT … SELECT generate_series`` (a minute, not an hour): ``--due`` of them, spread evenly
+over the ids, have ``expires_at <= NOW``; ``--due-early`` of those already had at ``NOW - 1 h``;
+the rest end up to 30 days later. ``--layout ordered``: older grants end first (the due rows'
+expiry grows with their id, as when grants are requested over time); ``--layout spread``: the
+due rows' expiry bears no relation to their id, so every batch the job takes (in expiry order)
+is scattered over the whole table — the worst case for the job, not for the floor.
 
-For each due count (``--due-early`` at ``NOW - 1 h``, ``--due`` at ``NOW``) it measures:
+The loaded database then serves as a template: each measurement runs on a fresh copy
+(``CREATE DATABASE <name>_run TEMPLATE <name>``, dropped afterwards; so run one benchmark per
+database at a time), so the floor and the job start from the same state, on disk and in the
+planner's statistics. For each due count (``--due-early`` at ``NOW - 1 h``, ``--due`` at
+``NOW``) it measures:
 
-- the floor: one ``UPDATE`` setting the same columns of the same rows, in a transaction rolled back;
-- ``grants_expire_due(now=…)``: the job, audit events included (one per grant, hash-chained);
+- the floor: one ``UPDATE`` setting the same columns of the same rows, in a transaction rolled
+  back — once as the planner likes it (a sequential scan, when half the table is due) and once
+  with sequential and bitmap scans turned off, so that it reads the due rows through
+  ``grant_status_expires_idx`` as the job does; the ratio is taken against the faster of the two;
+- ``grants_expire_due(now=…)``: the job, audit events included (one per grant, hash-chained),
+  with this process's CPU time;
 - its peak Python memory (tracemalloc), in a separate run on another copy, since tracing slows
   Python down and would inflate the timed run;
-- then, on the state the job left, a run with nothing due (the same instant again), in ms.
+- then, on the state the job left, 20 runs with nothing due (the same instant again), in ms —
+  right after the job, and after a ``VACUUM`` has cleared the index entries the job left behind.
 
 Notifications: the job hands the ids of each committed batch to
 ``send_grant_notifications.delay`` (on commit). Here that call is replaced by a counter, so the
 figures are the job's own work; sending is the Celery worker's, and the script times it
 separately for one batch of ``JOB_BATCH_SIZE`` grants into the locmem e-mail backend.
-The plans of the floor and of one job batch are printed, to show both use ``grant_status_expires_idx``.
+``--verify`` also walks the whole audit chain after the job. The plans of the floors and of one
+job batch are printed.
 """
 
 import argparse

@@ -11,12 +11,20 @@ and changes nothing. The ``state`` column is the grant's state now by the enforc
 
 from __future__ import annotations
 
-from django.contrib import admin
+from django.contrib import admin, messages
 from django.utils import timezone
 
-from delegations import services
-from delegations.models import Approval, DelegationGrant, GrantScope
-from governance.admin import ReadOnlyAdmin, ReasonActionForm, action_reason, actor_for, run_service_for_each
+from delegations import services, tokens
+from delegations.models import Approval, DelegationGrant, GrantScope, SigningKey, TaskToken
+from governance.admin import (
+    REFUSALS,
+    ReadOnlyAdmin,
+    ReasonActionForm,
+    action_reason,
+    actor_for,
+    refusal_message,
+    run_service_for_each,
+)
 
 
 class ReadOnlyInline(admin.TabularInline):
@@ -116,3 +124,40 @@ class DelegationGrantAdmin(ReadOnlyAdmin):
             lambda g: services.grant_revoke(actor=actor, grant=g, reason=reason),
             "Revoked (with their descendants)",
         )
+
+
+@admin.register(SigningKey)
+class SigningKeyAdmin(ReadOnlyAdmin):
+    """Task-token signing keys, read-only; the private key is never shown (it is stored encrypted).
+    The action rotates the key through ``delegations.tokens.signing_key_rotate`` (IAM admins, audited);
+    it acts on no row in particular — select any. The first key is made by the first token issued or
+    by ``manage.py rotate_signing_key``."""
+
+    list_display = ("kid", "status", "algorithm", "created_at", "retiring_since", "retired_at")
+    list_filter = ("status",)
+    search_fields = ("=kid",)
+    fields = ("kid", "algorithm", "status", "public_jwk", "created_at", "retiring_since", "retired_at")
+    readonly_fields = fields
+    actions = ("rotate",)
+
+    @admin.action(description="Rotate the signing key (select any key; a new one signs, the active one retires)")
+    def rotate(self, request, queryset):
+        try:
+            key = tokens.signing_key_rotate(actor=actor_for(request), now=timezone.now())
+        except REFUSALS as exc:
+            self.message_user(request, refusal_message(exc), messages.ERROR)
+            return
+        self.message_user(request, f"Rotated: {key.kid} now signs task tokens.", messages.SUCCESS)
+
+
+@admin.register(TaskToken)
+class TaskTokenAdmin(ReadOnlyAdmin):
+    """Issued task tokens, read-only: never the token itself, only its jti and what it said."""
+
+    list_display = ("jti", "agent", "grant", "task_id", "issued_at", "expires_at", "revoked_at", "kid")
+    list_filter = ("expires_at", "issued_at")
+    list_select_related = ("agent", "grant__agent")
+    search_fields = ("=jti", "task_id", "agent__slug", "subject", "=kid")
+    readonly_fields = [f.name for f in TaskToken._meta.fields if f.name != "id"]
+    date_hierarchy = "issued_at"
+    show_full_result_count = False

@@ -8,16 +8,23 @@ they go back) is a field error naming the timezone, never a guess and never a se
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime, timedelta
 
+import django_filters
 from django import forms
 from django.contrib.auth import get_user_model
+from django.db import connection
 from django.utils import timezone
 
+from governance.filtering import StrictFilterSet
 from governance.forms import LOCAL_DATETIME_FORMATS
+from governance.models import MAX_DELEGATION_DEPTH
+from inventory.filters import agent_filter
 from inventory.models import AccessLevel, Agent, Tool
 
-from .models import DelegationGrant, scope_label
+from .decisions import REASONS, DecisionRequest
+from .models import DecisionLog, DelegationGrant, scope_label
 from .services import ScopeRequest
 
 #: Most grant requests one bulk approval may hold.
@@ -280,3 +287,146 @@ class BulkApproveForm(forms.Form):
         if len(self.grant_ids) > BULK_MAX:
             raise forms.ValidationError(f"Approve at most {BULK_MAX} requests at once.")
         return data
+
+
+# --- runtime decisions: the test form and the decision log's filters ----------------------------
+
+#: Query parameters a form post carries besides its fields.
+FORM_EXTRAS = frozenset({"csrfmiddlewaretoken"})
+_GRANT_ID = re.compile(r"[0-9]+")
+
+
+class AgentChoiceField(forms.ModelChoiceField):
+    """An agent by slug, labelled ``Name (slug)`` and, when it is not active, its state."""
+
+    def label_from_instance(self, obj: Agent) -> str:
+        label = f"{obj.name} ({obj.slug})"
+        return label if obj.state == Agent.State.ACTIVE else f"{label} — {obj.get_state_display().lower()}"
+
+
+class DecisionTestForm(forms.Form):
+    """One question for ``delegations.decisions.decide``, as the REST API takes it but naming the agent
+    from a list (``agents``: the agents the viewer may test, a queryset) instead of by its workload
+    identity: tool, access (``read`` / ``write`` / ``execute``), resource, intent, the username acted
+    for, and the grant chain claimed as comma-separated grant ids, own grant first.
+
+    The lengths are the API's (``DecisionInputSerializer``); an agent outside ``agents``, an unknown
+    access level, a chain that is not whole numbers ≥ 1 (at most ``MAX_DELEGATION_DEPTH``, none twice)
+    and a parameter the form does not have are field (or form-wide) errors.
+    ``decision_request()`` gives the ``DecisionRequest``.
+    """
+
+    agent = AgentChoiceField(
+        queryset=Agent.objects.none(),
+        to_field_name="slug",
+        empty_label="— choose an agent —",
+        error_messages={
+            "required": "Choose the agent to ask about.",
+            "invalid_choice": "No agent with this name that you may test.",
+        },
+    )
+    tool = forms.CharField(max_length=100, help_text="The tool's name in the agent's inventory.")
+    access = forms.ChoiceField(choices=AccessLevel.choices, label="Access")
+    resource = forms.CharField(
+        max_length=500, required=False, help_text="The exact resource, e.g. repo:acme/docs. Blank: none."
+    )
+    intent = forms.CharField(max_length=200, required=False, help_text="The purpose of the call, e.g. triage.")
+    on_behalf_of = forms.CharField(
+        max_length=150, required=False, label="On behalf of", help_text="Username of the person the agent acts for."
+    )
+    grant_chain = forms.CharField(
+        max_length=200,
+        required=False,
+        label="Grant chain",
+        help_text="Grant ids the agent claims to act under, own grant first, comma-separated (e.g. 12, 7). Blank: any.",
+    )
+
+    def __init__(self, data=None, *, agents, **kwargs):
+        super().__init__(data, **kwargs)
+        self.fields["agent"].queryset = agents
+        self.fields["tool"].widget.attrs.update({"list": "tool-options", "autocomplete": "off"})
+
+    def clean_grant_chain(self) -> tuple[int, ...]:
+        raw = self.cleaned_data["grant_chain"]
+        if not raw:
+            return ()
+        parts = [p.strip() for p in raw.split(",")]
+        if not all(_GRANT_ID.fullmatch(p) and int(p) >= 1 for p in parts):
+            raise forms.ValidationError(
+                "Give grant ids as whole numbers from 1, separated by commas (e.g. 12, 7).", code="invalid"
+            )
+        chain = tuple(int(p) for p in parts)
+        if len(chain) > MAX_DELEGATION_DEPTH:
+            raise forms.ValidationError(f"A chain holds at most {MAX_DELEGATION_DEPTH} grants.", code="too_long")
+        if len(set(chain)) != len(chain):
+            raise forms.ValidationError("A grant appears twice in the chain.", code="repeated")
+        return chain
+
+    def clean(self):
+        data = super().clean()
+        unknown = sorted(set(self.data) - set(self.fields) - FORM_EXTRAS)
+        if unknown:
+            names = ", ".join(repr(name) for name in unknown)
+            raise forms.ValidationError(
+                f"Unknown field {names}. Allowed: {', '.join(self.fields)}.", code="unknown_field"
+            )
+        return data
+
+    def decision_request(self) -> DecisionRequest:
+        """The valid form as a ``DecisionRequest`` naming the agent by ``agent_id``."""
+        data = self.cleaned_data
+        return DecisionRequest(
+            tool=data["tool"],
+            access=data["access"],
+            agent_id=data["agent"].pk,
+            resource=data["resource"],
+            intent=data["intent"],
+            on_behalf_of=data["on_behalf_of"],
+            grant_chain=data["grant_chain"],
+        )
+
+    def query(self) -> dict[str, str]:
+        """The valid form as query parameters (the chain normalised), to link to its result."""
+        data = self.cleaned_data
+        params = {
+            "agent": data["agent"].slug,
+            "tool": data["tool"],
+            "access": data["access"],
+            "resource": data["resource"],
+            "intent": data["intent"],
+            "on_behalf_of": data["on_behalf_of"],
+            "grant_chain": ", ".join(str(pk) for pk in data["grant_chain"]),
+        }
+        return {key: value for key, value in params.items() if value}
+
+
+class DecisionLogFilterSet(StrictFilterSet):
+    """Filters of the decision log: ``agent`` (slug), ``outcome`` (``allow`` / ``deny``), ``reason``
+    (one reason code of ``delegations.decisions.REASONS``), ``out_of_scope`` (``true``: only denials
+    beyond the agent's grants; ``false``: the others), ``tool`` (exact name). An unknown parameter or
+    value is an error (400 on the page)."""
+
+    agent = agent_filter()
+    outcome = django_filters.ChoiceFilter(choices=DecisionLog.Outcome.choices)
+    reason = django_filters.ChoiceFilter(choices=[(code, code) for code in REASONS], method="filter_reason")
+    out_of_scope = django_filters.ChoiceFilter(
+        choices=[("true", "Out of scope only"), ("false", "Not out of scope")], method="filter_out_of_scope"
+    )
+    tool = django_filters.CharFilter(field_name="tool_name")
+
+    class Meta:
+        model = DecisionLog
+        fields = ["agent", "outcome", "reason", "out_of_scope", "tool"]
+
+    def filter_reason(self, queryset, name, value):
+        if not value:
+            return queryset
+        if connection.features.supports_json_field_contains:
+            return queryset.filter(reasons__contains=[value])
+        # SQLite: the JSON text holds each code quoted, and no code is another's quoted form.
+        return queryset.filter(reasons__icontains=f'"{value}"')
+
+    def filter_out_of_scope(self, queryset, name, value):
+        if not value:
+            return queryset
+        return queryset.filter(out_of_scope=value == "true")

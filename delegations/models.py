@@ -285,3 +285,135 @@ class Approval(models.Model):
 
     def __str__(self):
         return f"{self.get_decision_display()} by {self.approver} on grant #{self.grant_id}"
+
+
+class DecisionLog(models.Model):
+    """One runtime decision kept in the decision log: every denial, and a sample of allows
+    (``Policy.decision_allow_sample_percent``).
+
+    What was asked (the agent as presented, tool, access, resource, intent, the person acted for,
+    the grant chain claimed), the outcome, its reason codes (``delegations.decisions``), the grant
+    that authorised it and when that authority ends, and who asked (the integration's user and
+    token). Append-only by use; entries older than ``Policy.decision_log_retention_days`` are pruned
+    by the ``prune-decision-log`` job. Repeated out-of-scope denials raise one
+    ``out_of_scope_actions`` finding (OWASP NHI Top 10 2025, NHI5 overprivileged NHI).
+    """
+
+    class Outcome(models.TextChoices):
+        ALLOW = "allow", "Allowed"
+        DENY = "deny", "Denied"
+
+    decided_at = models.DateTimeField()
+    agent = models.ForeignKey(Agent, on_delete=models.CASCADE, null=True, blank=True, related_name="decisions")
+    presented = models.CharField(max_length=600, help_text="The workload identity as presented, or verified.")
+    tool_name = models.CharField(max_length=100)
+    access = models.CharField(max_length=16)
+    resource = models.CharField(max_length=500, blank=True)
+    intent = models.CharField(max_length=200, blank=True)
+    on_behalf_of = models.CharField(max_length=150, blank=True)
+    claimed_chain = models.JSONField(default=list, blank=True)
+    outcome = models.CharField(max_length=8, choices=Outcome.choices)
+    reasons = models.JSONField(default=list, blank=True, help_text="Reason codes, most telling first.")
+    out_of_scope = models.BooleanField(default=False, help_text="Denied because the agent asked beyond its grants.")
+    grant = models.ForeignKey(DelegationGrant, on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
+    authority_ends_at = models.DateTimeField(null=True, blank=True)
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    requested_via = models.CharField(max_length=200, blank=True, help_text="The integration token's name, if any.")
+
+    class Meta:
+        ordering = ["-decided_at", "-id"]
+        indexes = [
+            models.Index(fields=["agent", "-decided_at"], name="decision_agent_recent_idx"),
+            models.Index(fields=["decided_at"], name="decision_decided_at_idx"),
+        ]
+
+    def __str__(self):
+        return f"{self.outcome} {self.tool_name}:{self.access} at {self.decided_at:%Y-%m-%d %H:%M:%S}Z"
+
+
+# --- task tokens (``delegations.tokens``) ----------------------------------------------------
+
+
+class SigningKey(models.Model):
+    """An ES256 (ECDSA P-256, RFC 7518 §3.4) key pair that signs task tokens, published as a JWK
+    (RFC 7517) at ``/.well-known/jwks.json``.
+
+    ``status``: ``active`` signs new tokens (exactly one at a time: a partial unique constraint);
+    ``retiring`` signs nothing more but is still published and still verifies the tokens it signed
+    until they have all expired; ``retired`` is neither published nor accepted. ``private_key`` holds
+    the PKCS#8 PEM encrypted with Fernet under a key derived from ``SECRET_KEY`` — never the PEM in
+    clear (DESIGN.md invariant 9). Rows are written only by ``delegations.tokens``.
+    """
+
+    class Status(models.TextChoices):
+        ACTIVE = "active", "Active (signs new tokens)"
+        RETIRING = "retiring", "Retiring (verifies tokens in flight)"
+        RETIRED = "retired", "Retired"
+
+    kid = models.CharField(max_length=64, unique=True, help_text="The JWK key id, random and URL-safe.")
+    algorithm = models.CharField(max_length=16, default="ES256")
+    public_jwk = models.JSONField(help_text="The public key as a JWK (RFC 7517), with kid, use and alg.")
+    private_key = models.TextField(
+        help_text="The private key's PEM, encrypted (Fernet) under a key derived from SECRET_KEY; never in clear."
+    )
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.ACTIVE)
+    created_at = models.DateTimeField()
+    retiring_since = models.DateTimeField(null=True, blank=True, help_text="When a newer key replaced it.")
+    retired_at = models.DateTimeField(null=True, blank=True, help_text="When it stopped verifying tokens.")
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(fields=["status"], condition=Q(status="active"), name="signing_key_one_active"),
+            models.CheckConstraint(
+                condition=Q(status="active", retiring_since__isnull=True, retired_at__isnull=True)
+                | Q(status="retiring", retiring_since__isnull=False, retired_at__isnull=True)
+                | Q(status="retired", retiring_since__isnull=False, retired_at__isnull=False),
+                name="signing_key_status_times",
+            ),
+        ]
+
+    def __str__(self):
+        return f"Signing key {self.kid} ({self.status})"
+
+
+class TaskToken(models.Model):
+    """A short-lived signed credential (a JWT access token, RFC 9068) bound to one grant, one agent
+    and one task; ``delegations.tokens`` issues, revokes and introspects it.
+
+    The token itself is never stored — only its ``jti`` and what it says: the workload identity
+    bound into ``sub`` (``subject``), the grant's scopes as issued, the RFC 8693 actor chain
+    (``act``), the audience, the signing key's ``kid`` and its lifetime. Whether it is active is
+    decided at each introspection: signature, lifetime, revocation and the grant's authority then.
+    """
+
+    jti = models.UUIDField(unique=True)
+    grant = models.ForeignKey(DelegationGrant, on_delete=models.PROTECT, related_name="task_tokens")
+    agent = models.ForeignKey(Agent, on_delete=models.PROTECT, related_name="task_tokens")
+    task_id = models.CharField(max_length=200, help_text="The caller's name for the one task the token is for.")
+    subject = models.CharField(max_length=900, help_text="The agent's workload identity bound into the token's sub.")
+    scopes = models.JSONField(default=list, blank=True, help_text='[{"tool", "access", "resource_pattern"}, …]')
+    act = models.JSONField(null=True, blank=True, help_text="The RFC 8693 actor chain: the agents that delegated.")
+    audience = models.CharField(max_length=300)
+    kid = models.CharField(max_length=64, help_text="The signing key's id.")
+    issued_at = models.DateTimeField()
+    expires_at = models.DateTimeField()
+    issued_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    issued_via = models.CharField(max_length=200, blank=True, help_text="The integration that asked, if any.")
+    revoked_at = models.DateTimeField(null=True, blank=True)
+    revoked_by = models.CharField(max_length=200, blank=True)
+    revoke_reason = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["-issued_at", "-id"]
+        constraints = [
+            models.CheckConstraint(condition=Q(expires_at__gt=F("issued_at")), name="task_token_expires_after_issue"),
+        ]
+        indexes = [models.Index(fields=["expires_at"], name="task_token_expires_idx")]
+
+    def __str__(self):
+        return f"Task token {self.jti} for task {self.task_id}"

@@ -713,12 +713,13 @@ _EXPIRES_AT_JSON_SQL = """
 
 
 def _expire_batch(
-    now: datetime, batch_size: int, *, after: datetime | None = None
+    now: datetime, batch_size: int, *, after: datetime | None = None, names: dict[int, str] | None = None
 ) -> list[tuple[int, str, datetime | str, datetime]]:
     """Mark one batch of due grants expired, returning ``(id, agent name, expires_at for the audit
     event, expires_at)`` of each, by id: the agent's name, so that the audit label reads as
-    ``str(grant)`` does; on PostgreSQL the third item is the text the audit event's JSON holds,
-    elsewhere the aware datetime itself.
+    ``str(grant)`` does (looked up once per agent per run through ``names``, agent id → name, which
+    the caller keeps across batches); on PostgreSQL the third item is the text the audit event's
+    JSON holds, elsewhere the aware datetime itself.
 
     The batch is read from ``grant_status_expires_idx`` in index order (``expires_at``), on
     PostgreSQL from ``after`` on when given (the last expiry the run has reached, so that a batch
@@ -731,7 +732,6 @@ def _expire_batch(
     re-read before it is taken, and a row no longer active is left alone.
     """
     table = DelegationGrant._meta.db_table
-    agents = Agent._meta.db_table
     postgres = connection.vendor == "postgresql"
     lock = "FOR NO KEY UPDATE SKIP LOCKED" if postgres else ""
     active = DelegationGrant.Status.ACTIVE
@@ -749,14 +749,20 @@ def _expire_batch(
     sql = f"""
         UPDATE {table} SET status = %s, ended_at = %s, ended_by = %s, end_reason = %s
         WHERE {where} AND status = %s
-        RETURNING id, (SELECT name FROM {agents} WHERE {agents}.id = {table}.agent_id), {expires_json}, expires_at
+        RETURNING id, agent_id, {expires_json}, expires_at
     """
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         rows = cursor.fetchall()
-    if not postgres:
+    names = {} if names is None else names
+    missing = {agent_id for _, agent_id, _, _ in rows} - names.keys()
+    if missing:
+        names.update(Agent.objects.filter(pk__in=missing).values_list("pk", "name"))
+    if postgres:
+        rows = [(pk, names[agent_id], end_json, end) for pk, agent_id, end_json, end in rows]
+    else:
         # A raw cursor gives SQLite's datetimes back naive; they are stored in UTC (invariant 3).
-        rows = [(pk, name, _utc(end), _utc(end)) for pk, name, end, _ in rows]
+        rows = [(pk, names[agent_id], _utc(end), _utc(end)) for pk, agent_id, end, _ in rows]
     rows.sort()
     return rows
 
@@ -772,38 +778,44 @@ def grants_expire_due(*, now: datetime, batch_size: int = JOB_BATCH_SIZE) -> dic
 
     Bookkeeping only: enforcement already ended at ``expires_at`` (invariant 1). Idempotent: a
     second run for the same instant finds nothing due and writes and sends nothing
-    (invariant 8); rows a revocation holds are skipped, never logged twice. Memory is bounded
-    by ``batch_size``. Returns ``{"expired": n}``.
+    (invariant 8); rows a revocation (or another run) holds are skipped — tried once more at the
+    end of the run — and never logged twice. Memory is bounded by ``batch_size``. Returns
+    ``{"expired": n}``.
     """
     actor = Actor.system("grant expiry job")
     object_type = object_type_of(DelegationGrant())
     total = 0
-    reached = None
+    reached = None  # the expiry the run has reached: each batch resumes there
+    names: dict[int, str] = {}  # agent id → name, for the audit labels; read once per agent per run
     while True:
         with transaction.atomic():
-            rows = _expire_batch(now, batch_size, after=reached)
-            if not rows:
-                break
-            audit_record_many(
-                actor=actor,
-                events=(
-                    PendingEvent(
-                        verb="grant.expire",
-                        object_type=object_type,
-                        object_id=str(pk),
-                        object_label=f"Grant #{pk} to {agent_name}",
-                        before={"status": "active"},
-                        after={"status": "expired", "expires_at": expires_at},
-                    )
-                    for pk, agent_name, expires_at, _ in rows
-                ),
-                at=now,
-            )
-            _notify("expired", [row[0] for row in rows])
+            rows = _expire_batch(now, batch_size, after=reached, names=names)
+            if rows:
+                audit_record_many(
+                    actor=actor,
+                    events=(
+                        PendingEvent(
+                            verb="grant.expire",
+                            object_type=object_type,
+                            object_id=str(pk),
+                            object_label=f"Grant #{pk} to {agent_name}",
+                            before={"status": "active"},
+                            after={"status": "expired", "expires_at": expires_at},
+                        )
+                        for pk, agent_name, expires_at, _ in rows
+                    ),
+                    at=now,
+                )
+                _notify("expired", [row[0] for row in rows])
         total += len(rows)
-        reached = max(row[3] for row in rows)
-        if len(rows) < batch_size:
+        if len(rows) == batch_size:
+            reached = max(row[3] for row in rows)
+        elif reached is None:
             break
+        else:
+            # One last pass from the start of the due range picks up rows skipped while another
+            # transaction held them, and leaves the index entries behind the run marked dead.
+            reached = None
     return {"expired": total}
 
 

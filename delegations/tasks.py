@@ -3,7 +3,7 @@
 from celery import shared_task
 from django.utils import timezone
 
-from . import services
+from . import decisions, services, tokens
 from .notifications import grant_notifications_send
 
 
@@ -23,6 +23,24 @@ def cancel_stale_requests() -> dict:
 def remind_expiring_grants() -> dict:
     """Run ``services.grants_remind_expiring`` as of the moment the task runs (UTC); idempotent."""
     return services.grants_remind_expiring(now=timezone.now())
+
+
+@shared_task(name="delegations.tasks.flag_out_of_scope_decisions", ignore_result=True)
+def flag_out_of_scope_decisions() -> dict:
+    """Run ``decisions.decisions_flag_out_of_scope`` as of the moment the task runs (UTC); idempotent."""
+    return decisions.decisions_flag_out_of_scope(now=timezone.now())
+
+
+@shared_task(name="delegations.tasks.prune_decision_log", ignore_result=True)
+def prune_decision_log() -> dict:
+    """Run ``decisions.decision_log_prune`` as of the moment the task runs (UTC); idempotent."""
+    return decisions.decision_log_prune(now=timezone.now())
+
+
+@shared_task(name="delegations.tasks.retire_signing_keys", ignore_result=True)
+def retire_signing_keys() -> dict:
+    """Run ``tokens.signing_keys_retire`` as of the moment the task runs (UTC); idempotent."""
+    return tokens.signing_keys_retire(now=timezone.now())
 
 
 @shared_task(

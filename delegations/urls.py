@@ -1,8 +1,8 @@
-"""Web UI routes of delegation grants, included at the site root by ``governance.web_urls``."""
+"""Web UI routes of delegation grants and runtime decisions, included at the site root by ``governance.web_urls``."""
 
 from django.urls import path
 
-from . import views
+from . import views, views_decisions
 
 urlpatterns = [
     path("approvals/", views.approval_queue, name="approval-queue"),
@@ -13,4 +13,7 @@ urlpatterns = [
     path("grants/<int:pk>/", views.grant_detail, name="grant-detail"),
     path("grants/<int:pk>/<slug:action>/", views.grant_act, name="grant-act"),
     path("agents/<slug:slug>/grants/", views.agent_grants, name="agent-grants"),
+    path("decisions/", views_decisions.decision_list, name="decision-list"),
+    path("decisions/test/", views_decisions.decision_test, name="decision-test"),
+    path("agents/<slug:slug>/decisions/", views_decisions.agent_decisions, name="agent-decisions"),
 ]

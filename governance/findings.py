@@ -127,6 +127,14 @@ KINDS: dict[str, FindingKind] = {
             ("NHI9",),
             "Give each agent its own workload identity.",
         ),
+        FindingKind(
+            "out_of_scope_actions",
+            "Agent repeatedly asked beyond its grants",
+            S.HIGH,
+            ("NHI5",),
+            "Review the denied attempts in the agent's decision log: narrow what the agent is told to do, request "
+            "a grant if the need is real, or suspend the agent if it is acting on its own.",
+        ),
     ]
 }
 

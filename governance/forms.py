@@ -75,6 +75,8 @@ class PolicyForm(forms.Form):
         ("Delegation grants: approvals, chains, stale requests, reminders", "grant_"),
         ("Attestations", "attestation_"),
         ("Risk assessments", "assessment_"),
+        ("Runtime decisions", "decision_"),
+        ("Task tokens", "task_token_"),
         ("Credentials", ""),
     )
     LABELS = {
@@ -87,6 +89,12 @@ class PolicyForm(forms.Form):
         "grant_max_depth": "Longest delegation chain (grants)",
         "grant_request_stale_days": "Cancel pending requests after (days)",
         "grant_expiry_reminder_hours": "Remind before expiry (hours)",
+        "decision_allow_sample_percent": "Allowed decisions logged (%)",
+        "decision_out_of_scope_threshold": "Out-of-scope denials that raise a finding",
+        "decision_out_of_scope_window_minutes": "Counted over (minutes)",
+        "decision_log_retention_days": "Keep the decision log (days)",
+        "task_token_default_seconds": "Default lifetime (seconds)",
+        "task_token_max_seconds": "Longest lifetime (seconds)",
         "rotation_period_days": "Rotation period (days)",
         "unused_after_days": "Unused after (days)",
         "never_used_grace_days": "Never used: grace (days)",

@@ -173,6 +173,34 @@ JOBS: dict[str, Job] = {
             ),
         ),
         Job(
+            name="retire-signing-keys",
+            task="delegations.tasks.retire_signing_keys",
+            schedule=Crontab(minute="*/15"),
+            run=lambda now: import_string("delegations.tokens.signing_keys_retire")(now=now),
+            description=(
+                "Retire task-token signing keys that began retiring longer ago than the longest task-token "
+                "lifetime plus 5 minutes and signed no token still unexpired: they leave the JWK Set and no "
+                "longer verify. Idempotent."
+            ),
+        ),
+        Job(
+            name="flag-out-of-scope-decisions",
+            task="delegations.tasks.flag_out_of_scope_decisions",
+            schedule=Crontab(minute="*"),
+            run=lambda now: import_string("delegations.decisions.decisions_flag_out_of_scope")(now=now),
+            description=(
+                "Raise one finding per agent denied more out-of-scope calls than the policy's threshold within "
+                "its window (default 5 in 60 minutes): an agent acting beyond its intended scope (OWASP NHI5)."
+            ),
+        ),
+        Job(
+            name="prune-decision-log",
+            task="delegations.tasks.prune_decision_log",
+            schedule=Crontab(minute="45", hour="4"),
+            run=lambda now: import_string("delegations.decisions.decision_log_prune")(now=now),
+            description="Delete decision-log entries older than the policy's retention (default 90 days).",
+        ),
+        Job(
             name="flag-due-reassessments",
             task="governance.tasks.flag_due_reassessments",
             schedule=Crontab(minute="30", hour="3"),

@@ -30,7 +30,7 @@ class AuditEvent(models.Model):
     actor_type = models.CharField(max_length=16, choices=ActorType.choices)
     actor_id = models.CharField(max_length=64, blank=True)
     actor_label = models.CharField(max_length=200)
-    verb = models.CharField(max_length=64, db_index=True)
+    verb = models.CharField(max_length=64)
     object_type = models.CharField(max_length=64)
     object_id = models.CharField(max_length=64)
     object_label = models.CharField(max_length=300, blank=True)
@@ -38,11 +38,18 @@ class AuditEvent(models.Model):
     after = models.JSONField(null=True, blank=True)
     request_id = models.CharField(max_length=64, blank=True)
     prev_hash = models.CharField(max_length=64)
-    hash = models.CharField(max_length=64, unique=True)
+    hash = models.CharField(max_length=64)
 
     class Meta:
         ordering = ["-id"]
-        indexes = [models.Index(fields=["object_type", "object_id", "id"])]
+        # Declared here rather than with ``unique=True`` / ``db_index=True`` on the fields: those also
+        # build a second, pattern-matching index on PostgreSQL that no query uses and that every
+        # insert pays for (hashes are random, so each one lands on a random page).
+        indexes = [
+            models.Index(fields=["object_type", "object_id", "id"]),
+            models.Index(fields=["verb"], name="audit_verb_idx"),
+        ]
+        constraints = [models.UniqueConstraint(fields=["hash"], name="audit_hash_unique")]
 
     def __str__(self):
         return f"{self.occurred_at:%Y-%m-%d %H:%M:%S} {self.actor_label} {self.verb} {self.object_label}"
@@ -256,6 +263,37 @@ class Policy(models.Model):
         validators=[MinValueValidator(1), MaxValueValidator(1095)],
         help_text="Days a low-tier agent's risk assessment holds.",
     )
+    # Runtime decisions and task tokens (the decision endpoint, the decision log, task credentials).
+    decision_allow_sample_percent = models.PositiveIntegerField(
+        default=10,
+        validators=[MinValueValidator(0), MaxValueValidator(100)],
+        help_text="Share of allowed decisions kept in the decision log, in percent (every denial is kept).",
+    )
+    decision_out_of_scope_threshold = models.PositiveIntegerField(
+        default=5,
+        validators=[MinValueValidator(1), MaxValueValidator(1000)],
+        help_text="Denied out-of-scope attempts by one agent within the window that raise a finding.",
+    )
+    decision_out_of_scope_window_minutes = models.PositiveIntegerField(
+        default=60,
+        validators=[MinValueValidator(1), MaxValueValidator(7 * 24 * 60)],
+        help_text="The window, in minutes, over which out-of-scope denials are counted.",
+    )
+    decision_log_retention_days = models.PositiveIntegerField(
+        default=90,
+        validators=[MinValueValidator(1), MaxValueValidator(3650)],
+        help_text="Days the decision log keeps an entry.",
+    )
+    task_token_default_seconds = models.PositiveIntegerField(
+        default=900,
+        validators=[MinValueValidator(30), MaxValueValidator(3600)],
+        help_text="Lifetime of a task token when the caller names none, in seconds (never past its grant's end).",
+    )
+    task_token_max_seconds = models.PositiveIntegerField(
+        default=3600,
+        validators=[MinValueValidator(30), MaxValueValidator(24 * 3600)],
+        help_text="Longest lifetime a caller may ask for a task token, in seconds.",
+    )
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
@@ -292,6 +330,15 @@ class Policy(models.Model):
             errors["grant_approvals_standard"] = (
                 f"Ordinary grants may not need more approvers ({self.grant_approvals_standard}) than elevated "
                 f"ones ({self.grant_approvals_elevated})."
+            )
+        if (
+            self.task_token_default_seconds is not None
+            and self.task_token_max_seconds is not None
+            and self.task_token_default_seconds > self.task_token_max_seconds
+        ):
+            errors["task_token_default_seconds"] = (
+                f"The default task-token lifetime ({self.task_token_default_seconds} s) may not exceed the longest "
+                f"one ({self.task_token_max_seconds} s)."
             )
         if errors:
             raise ValidationError(errors)
@@ -333,6 +380,9 @@ class IntegrationToken(models.Model):
         AUDIT_READ = "audit:read", "Read audit events"
         GRANTS_READ = "grants:read", "Read delegation grants"
         GRANTS_WRITE = "grants:write", "Request, decide, revoke and renew delegation grants"
+        DECISIONS_CHECK = "decisions:check", "Ask for runtime decisions before tool calls"
+        TOKENS_ISSUE = "tokens:issue", "Issue and revoke task tokens for grants"
+        TOKENS_INTROSPECT = "tokens:introspect", "Introspect task tokens (RFC 7662)"
 
     name = models.CharField(max_length=100)
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="integration_tokens")

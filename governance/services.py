@@ -175,14 +175,16 @@ def token_digest(clear: str) -> str:
 
 def token_scopes_for(user) -> set[str]:
     """The token scopes ``user``'s roles can use: IAM admins all; agent owners read, write and import
-    (their own agents), read audit events, and read and write delegation grants (request, cancel,
-    revoke, renew those of their agents); auditors read inventory, audit events and grants."""
+    (their own agents), read audit events, read and write delegation grants (request, cancel,
+    revoke, renew those of their agents), and — for their own agents — ask for runtime decisions,
+    issue task tokens and introspect them; auditors read inventory, audit events and grants."""
     S = IntegrationToken.Scope
     scopes: set[str] = set()
     if is_iam_admin(user):
         return set(S.values)
     if is_agent_owner(user):
         scopes |= {S.INVENTORY_READ, S.INVENTORY_WRITE, S.IMPORTS_WRITE, S.AUDIT_READ, S.GRANTS_READ, S.GRANTS_WRITE}
+        scopes |= {S.DECISIONS_CHECK, S.TOKENS_ISSUE, S.TOKENS_INTROSPECT}
     if is_auditor(user):
         scopes |= {S.INVENTORY_READ, S.AUDIT_READ, S.GRANTS_READ}
     return {str(s) for s in scopes}
@@ -295,6 +297,12 @@ POLICY_FIELDS = (
     "assessment_valid_days_high",
     "assessment_valid_days_medium",
     "assessment_valid_days_low",
+    "decision_allow_sample_percent",
+    "decision_out_of_scope_threshold",
+    "decision_out_of_scope_window_minutes",
+    "decision_log_retention_days",
+    "task_token_default_seconds",
+    "task_token_max_seconds",
 )
 
 

@@ -15,10 +15,12 @@ from django.urls import include, path, re_path
 from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
 
+from delegations.api.tokens import WellKnownJwksView
 from governance.api import error_views
 
 urlpatterns = [
     path("admin/", admin.site.urls),
+    re_path(r"^\.well-known/jwks\.json$", WellKnownJwksView.as_view(), name="jwks"),
     path("api/v1/", include(("governance.api.urls", "api"), namespace="api")),
     re_path(r"^api/v1$", RedirectView.as_view(url="/api/v1/", query_string=True)),
     re_path(r"^api/schema/?$", SpectacularAPIView.as_view(), name="schema"),

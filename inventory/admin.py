@@ -29,8 +29,18 @@ from governance.admin import (
     refusal_message,
     run_service_for_each,
 )
-from inventory import services
-from inventory.models import AccessLevel, Agent, Credential, DataClass, ImportRun, Team, Tool, WorkloadIdentity
+from inventory import identity_proof, services
+from inventory.models import (
+    AccessLevel,
+    Agent,
+    Credential,
+    DataClass,
+    ImportRun,
+    Team,
+    Tool,
+    TrustedIssuer,
+    WorkloadIdentity,
+)
 
 User = get_user_model()
 
@@ -479,6 +489,55 @@ class ImportRunAdmin(ReadOnlyAdmin):
     @admin.display(description="sha256")
     def short_sha256(self, obj):
         return obj.sha256[:12]
+
+
+# --- trusted issuers -----------------------------------------------------------------------
+
+
+@admin.register(TrustedIssuer)
+class TrustedIssuerAdmin(ServiceAdmin):
+    """Issuers of identity tokens, through ``trusted_issuer_create`` / ``_update`` / ``_delete``
+    (``inventory.identity_proof``; IAM admins, audited). The kind is fixed once registered."""
+
+    list_display = ("name", "kind", "issuer", "key_source", "enabled", "updated_at")
+    list_filter = ("kind", "enabled")
+    search_fields = ("name", "issuer", "jwks_url")
+    fields = identity_proof.TRUSTED_ISSUER_FIELDS
+
+    @admin.display(description="keys")
+    def key_source(self, obj):
+        return obj.jwks_url or "static JWK Set"
+
+    def get_readonly_fields(self, request, obj=None):
+        return ("kind", "created_at", "updated_at") if obj is not None else ()
+
+    def get_fields(self, request, obj=None):
+        return self.fields if obj is None else (*self.fields, "created_at", "updated_at")
+
+    def save_through_service(self, request, obj, form, change):
+        actor = actor_for(request)
+        data = form.cleaned_data
+        if not change:
+            issuer = identity_proof.trusted_issuer_create(
+                actor=actor,
+                name=data["name"],
+                kind=data["kind"],
+                issuer=data["issuer"],
+                jwks_url=data.get("jwks_url") or "",
+                jwks=data.get("jwks"),
+                audiences=data.get("audiences"),
+                algorithms=data.get("algorithms"),
+                clock_skew_seconds=data["clock_skew_seconds"],
+                enabled=data["enabled"],
+            )
+            obj.pk = issuer.pk
+            return
+        changes = _changes(form, identity_proof.TRUSTED_ISSUER_EDITABLE)
+        if changes:
+            identity_proof.trusted_issuer_update(actor=actor, trusted_issuer=obj, **changes)
+
+    def delete_through_service(self, request, obj):
+        identity_proof.trusted_issuer_delete(actor=actor_for(request), trusted_issuer=obj)
 
 
 # --- people --------------------------------------------------------------------------------

@@ -9,6 +9,7 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
+from django.core.validators import MaxValueValidator
 from django.db import models
 from django.db.models import Case, ExpressionWrapper, Q, Value, When
 from django.db.models.functions import Coalesce
@@ -442,3 +443,76 @@ class ImportRun(models.Model):
 
     def __str__(self):
         return f"{self.get_source_display()} {self.filename or self.sha256[:12]} ({self.created_at:%Y-%m-%d %H:%M})"
+
+
+def default_issuer_algorithms() -> list[str]:
+    """The signature algorithms a new trusted issuer accepts unless told otherwise."""
+    return ["RS256", "ES256"]
+
+
+class TrustedIssuer(models.Model):
+    """An issuer whose identity tokens prove a workload identity: an OIDC provider (matched by the
+    token's exact ``iss``) or a SPIFFE trust domain (matched by the trust domain of a JWT-SVID's
+    ``sub``), with where its public keys come from — ``jwks_url`` or a static ``jwks``, exactly one.
+
+    Only asymmetric signature algorithms are accepted, never ``none`` or HS*. The rules for one
+    row (URL schemes, the shape of a SPIFFE trust domain ID, public keys only) are in
+    ``inventory.identity_proof``; verification is ``inventory.identity_proof.verify_identity_token``.
+    """
+
+    class Kind(models.TextChoices):
+        OIDC = "oidc", "OIDC provider"
+        SPIFFE = "spiffe", "SPIFFE trust domain"
+
+    MAX_CLOCK_SKEW_SECONDS = 300
+
+    name = models.CharField(max_length=100, unique=True)
+    kind = models.CharField(max_length=16, choices=Kind.choices)
+    issuer = models.CharField(
+        max_length=300,
+        unique=True,
+        help_text="OIDC: the exact iss URL (https://…). SPIFFE: the trust domain, spiffe://example.org.",
+    )
+    jwks_url = models.CharField(
+        max_length=1000, blank=True, help_text="Where the issuer publishes its JWK Set (https://…); or give jwks."
+    )
+    jwks = models.JSONField(
+        null=True, blank=True, help_text='A static JWK Set, {"keys": [...]}, public keys only; or give jwks_url.'
+    )
+    audiences = models.JSONField(default=list, blank=True, help_text="The aud values Warrant accepts (at least one).")
+    algorithms = models.JSONField(default=default_issuer_algorithms, blank=True)
+    clock_skew_seconds = models.PositiveSmallIntegerField(
+        default=60,
+        validators=[MaxValueValidator(MAX_CLOCK_SKEW_SECONDS)],
+        help_text="Leeway for exp, nbf and iat, in seconds (0–300).",
+    )
+    enabled = models.BooleanField(default=True)
+    created_at = models.DateTimeField()
+    updated_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["name", "id"]
+        constraints = [
+            models.CheckConstraint(condition=Q(kind__in=["oidc", "spiffe"]), name="trusted_issuer_kind_valid"),
+            models.CheckConstraint(
+                condition=(Q(jwks_url="") & Q(jwks__isnull=False)) | (~Q(jwks_url="") & Q(jwks__isnull=True)),
+                name="trusted_issuer_one_key_source",
+            ),
+            models.CheckConstraint(
+                condition=Q(clock_skew_seconds__gte=0, clock_skew_seconds__lte=300),
+                name="trusted_issuer_clock_skew_range",
+            ),
+        ]
+
+    def __str__(self):
+        return self.name
+
+    def clean(self):
+        """Refuse control characters in the name, then everything ``identity_proof.trusted_issuer_errors``
+        finds wrong (issuer shape, key source, public keys only, audiences, algorithms)."""
+        from .identity_proof import trusted_issuer_errors
+
+        validate_display_text(self, "name")
+        errors = trusted_issuer_errors(self)
+        if errors:
+            raise ValidationError(errors)

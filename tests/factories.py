@@ -8,7 +8,7 @@ from django.contrib.auth.models import Group
 
 from delegations.models import DelegationGrant, GrantScope
 from governance import roles
-from inventory.models import Agent, Credential, Team, Tool, WorkloadIdentity
+from inventory.models import Agent, Credential, Team, Tool, TrustedIssuer, WorkloadIdentity
 
 T0 = datetime(2026, 11, 15, 6, 0, tzinfo=UTC)
 
@@ -160,3 +160,31 @@ class GrantFactory(factory.django.DjangoModelFactory):
                 resource_pattern=pattern,
                 data_classes=list(tool.data_classes) if tool else [],
             )
+
+
+def ec_public_jwks(kid: str = "factory-key") -> dict:
+    """A JWK Set of one fresh EC P-256 public key (its private half is thrown away)."""
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from jwt.algorithms import ECAlgorithm
+
+    public_key = ec.generate_private_key(ec.SECP256R1()).public_key()
+    return {"keys": [{**ECAlgorithm.to_jwk(public_key, as_dict=True), "kid": kid, "use": "sig"}]}
+
+
+class TrustedIssuerFactory(factory.django.DjangoModelFactory):
+    """An enabled OIDC issuer with a static JWK Set of one EC P-256 public key, audience ``warrant``."""
+
+    class Meta:
+        model = TrustedIssuer
+
+    name = factory.Sequence(lambda n: f"Issuer {n}")
+    kind = TrustedIssuer.Kind.OIDC
+    issuer = factory.Sequence(lambda n: f"https://issuer-{n}.example.com")
+    jwks_url = ""
+    jwks = factory.LazyFunction(ec_public_jwks)
+    audiences = factory.LazyFunction(lambda: ["warrant"])
+    algorithms = factory.LazyFunction(lambda: ["RS256", "ES256"])
+    clock_skew_seconds = 60
+    enabled = True
+    created_at = T0
+    updated_at = T0

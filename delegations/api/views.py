@@ -6,7 +6,8 @@ Each endpoint parses with a strict input serializer, calls one service of
 records the audit event in one transaction) and renders the grant as the selector reads it,
 with its ``state`` as of now. Reads go through ``delegations.selectors.grant_list`` and the
 shared ``GrantFilterSet``; a grant the caller may not see is 404. With an integration token,
-reads need ``grants:read`` and writes ``grants:write``.
+reads need ``grants:read`` and writes ``grants:write`` — except ``tokens`` (issue a task token,
+``delegations.api.tokens``), which needs ``tokens:issue``.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ from .serializers import (
     RenewInputSerializer,
     RevokedGrantSerializer,
 )
+from .tokens import TASK_TOKEN_ISSUE_SCHEMA, task_token_issue_response
 
 ID_REGEX = r"[0-9]+"
 
@@ -207,3 +209,8 @@ class GrantViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, WarrantView
             for r in results
         ]
         return self.render({"results": rows}, serializer_class=RenewBulkResultSerializer)
+
+    @TASK_TOKEN_ISSUE_SCHEMA
+    @action(detail=True, methods=["post"], url_path="tokens", write_scope=IntegrationToken.Scope.TOKENS_ISSUE)
+    def tokens(self, request, pk=None):
+        return task_token_issue_response(self, self.get_object())

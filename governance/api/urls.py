@@ -10,12 +10,15 @@ drop its body); ``reverse`` gives the form without the slash.
 
 from rest_framework.routers import DefaultRouter
 
+from delegations.api.decisions import DecisionViewSet
+from delegations.api.tokens import urlpatterns as task_token_urls
 from delegations.api.views import GrantViewSet
 from governance.api import schema  # noqa: F401  (registers the token scheme with drf-spectacular)
 from governance.api.assessments import AssessmentViewSet
 from governance.api.attestations import AttestationViewSet, CampaignViewSet
 from governance.api.evidence import urlpatterns as evidence_urls
 from governance.api.views import AuditEventViewSet, FindingViewSet
+from inventory.api.issuers import TrustedIssuerViewSet
 from inventory.api.views import (
     AgentViewSet,
     CredentialViewSet,
@@ -45,7 +48,9 @@ router.register("audit-events", AuditEventViewSet, basename="audit-event")
 router.register("imports", ImportViewSet, basename="import")
 router.register("assessments", AssessmentViewSet, basename="assessment")
 router.register("grants", GrantViewSet, basename="grant")
+router.register("decisions", DecisionViewSet, basename="decision")
 router.register("attestations", AttestationViewSet, basename="attestation")
 router.register("campaigns", CampaignViewSet, basename="campaign")
+router.register("trusted-issuers", TrustedIssuerViewSet, basename="trusted-issuer")
 
-urlpatterns = router.urls + evidence_urls
+urlpatterns = router.urls + evidence_urls + task_token_urls

@@ -172,6 +172,7 @@ SPECTACULAR_SETTINGS = {
         "AccessLevelEnum": "inventory.models.AccessLevel",
         "GrantStatusEnum": "delegations.models.DelegationGrant.Status",
         "GrantStateEnum": "delegations.models.DelegationGrant.STATES",
+        "TrustedIssuerKindEnum": "inventory.models.TrustedIssuer.Kind",
     },
 }
 
@@ -234,3 +235,6 @@ LOGGING = {
 
 # Integration tokens: maximum lifetime a person may choose, in days.
 WARRANT_TOKEN_MAX_DAYS = env.int("WARRANT_TOKEN_MAX_DAYS", default=365)
+# Plain-http JWKS URLs of trusted issuers are accepted only to 127.0.0.1/localhost, and only with
+# DEBUG or this setting on (local identity providers in development); production keys come over https.
+WARRANT_ALLOW_HTTP_JWKS = env.bool("WARRANT_ALLOW_HTTP_JWKS", default=False)

@@ -499,9 +499,13 @@ def test_every_link_of_the_api_root_is_under_api_v1(world):
         "audit-events",
         "imports",
     } <= set(links)
+    post_only = {"decisions"}  # asked with POST only; GET says so (405) with the methods allowed
     for name, url in links.items():
         assert url.startswith("http://testserver/api/v1/"), (name, url)
         response = client.get(url)
+        if name in post_only:
+            assert response.status_code == 405 and "POST" in response["Allow"], (name, url)
+            continue
         assert response.status_code == 200, (name, url)
         assert response["Content-Type"].startswith("application/json"), (name, url)
 

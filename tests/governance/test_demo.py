@@ -92,3 +92,13 @@ def test_seed_demo_grants_cover_the_approval_queue(frozen_now):
     two = DelegationGrant.objects.get(agent__slug="invoice-agent", scopes__tool_name="payments-api")
     assert (two.approvals_required, two.approvals.count(), two.status) == (2, 1, "pending")
     assert DelegationGrant.objects.filter(expires_at__lte=T0 + timedelta(days=7), status="active").count() == 1
+
+
+@pytest.mark.django_db
+def test_seed_demo_decisions_show_each_kind_of_denial(frozen_now):
+    from delegations.models import DecisionLog
+
+    call_command("seed_demo", stdout=StringIO())
+    denials = {tuple(e.reasons) for e in DecisionLog.objects.filter(outcome="deny")}
+    assert denials == {("access_not_granted",), ("intent_not_allowed",), ("grant_revoked",)}
+    assert all(e.agent.slug == "support-triage" for e in DecisionLog.objects.all())

@@ -441,6 +441,7 @@ def seed(*, now) -> int:
         created += _agent(spec, actor=actor, people=people, teams=teams, now=now)
 
     created += _grants(people=people, now=now)
+    created += _decisions(people=people, now=now)
 
     if created:
         services.credentials_flag_stale_due(now=now, actor=Actor.system("stale-credential job"))
@@ -494,6 +495,34 @@ def _grants(*, people, now) -> int:
     grants.grant_approve(actor=admin, grant=stale)
     grants.grant_revoke(actor=olivia, grant=stale, reason="Clean-up done early.")
     return DelegationGrant.objects.count()
+
+
+def _decisions(*, people, now) -> int:
+    """A few decisions of the support-triage agent in the decision log, once (when it is empty): asked
+    through ``decide`` as the demo gateway would, at ``now``, so the log and the agent page have
+    something to show. Returns how many entries were written."""
+    from delegations.decisions import DecisionRequest, Subject, decide, decision_log_write
+    from delegations.models import DecisionLog
+
+    if DecisionLog.objects.exists() or not Agent.objects.filter(slug="support-triage").exists():
+        return 0
+    subject = Subject(WI.SPIFFE, "spiffe://warrant.example/ns/support/sa/ticket-triage")
+    asks = [
+        DecisionRequest(tool="zendesk", access="read", subject=subject, resource="ticket/4711", intent="ticket-triage"),
+        DecisionRequest(
+            tool="knowledge-base", access="write", subject=subject, resource="article/12", intent="ticket-triage"
+        ),
+        DecisionRequest(tool="zendesk", access="read", subject=subject, resource="ticket/4712", intent="refunds"),
+        DecisionRequest(tool="zendesk", access="write", subject=subject, resource="ticket/4712"),
+    ]
+    written = 0
+    for request in asks:
+        decision = decide(request, now=now)
+        written += (
+            decision_log_write(request, decision, requested_by=people["olivia"], requested_via="demo gateway")
+            is not None
+        )
+    return written
 
 
 def _person(username, first, last, role, superuser) -> tuple[object, int]:

@@ -1,0 +1,593 @@
+"""The runtime decision: may this agent, now, call this tool with this access, on this resource?
+
+Agent runtimes and MCP gateways ask before each tool call (``POST /api/v1/decisions``); the
+UI's "test a decision" form, the task-token issuer and token introspection ask the same
+functions here, so there is one answer everywhere:
+
+- ``decide(request, now=…)`` answers a ``DecisionRequest``: ``allow`` only if the agent is
+  active, its attestation is not overdue past grace (high and critical tiers), the tool is in its
+  inventory and reaches no data class the agent is not cleared for, and a grant covers the scope
+  (same tool, same access level, the resource under the scope's pattern, the intent among the
+  grant's intents when it names any, the person acted for when it names one, the claimed chain
+  when one is claimed) and authorises at ``now``: DESIGN.md invariant 1 — ``starts_at <= now <
+  expires_at``, status active, every grant up its chain likewise with its agent active. A deny
+  carries machine-readable reason codes (``REASONS``), most telling first.
+- ``grant_authority(grant_id, now=…)`` answers "does this grant (with its chain and agent)
+  authorise at ``now``, and until when?" for the token issuer and introspection.
+
+Cost: two SQL queries per decision whatever the number of grants (the agent with its tool and
+the policy; the candidate grants with their chain), plus one insert when the decision is logged
+(every deny, a sample of allows: ``decision_log_write``). The window rule mirrors
+``DelegationGrant.objects.active_at``; ``tests/delegations/test_decisions.py`` checks the two
+agree on every state.
+
+Standards: OWASP NHI Top 10 (2025) NHI5 (overprivileged NHI: least privilege at call time),
+NHI7 (long-lived secrets: task tokens instead); OWASP Top 10 for Agentic Applications (2026)
+ASI03 (identity and privilege abuse).
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.db import connection
+
+from governance.models import MAX_DELEGATION_DEPTH, Policy
+from governance.roles import can_read_all
+from inventory.models import Agent, Tool, WorkloadIdentity
+
+from .models import DecisionLog, DelegationGrant, GrantScope, resource_matches
+
+ALLOW = "allow"
+DENY = "deny"
+
+#: Reason code → what it means. Agent-level codes stop the decision before any grant is read.
+REASONS: dict[str, str] = {
+    "identity_unknown": "No agent you may see has this workload identity.",
+    "identity_token_invalid": "The identity token could not be verified.",
+    "agent_not_active": "The agent is not active.",
+    "attestation_overdue": "The agent's attestation is overdue past the grace period (high and critical tiers).",
+    "tool_unknown": "The tool is not in the agent's inventory.",
+    "data_class_not_cleared": "The tool reaches a data class the agent is not cleared for.",
+    "no_grant": "No grant names this tool for the agent.",
+    "access_not_granted": "The agent's grants for this tool give another access level.",
+    "resource_outside_pattern": "The resource is outside the grant's resource pattern.",
+    "intent_not_allowed": "The grant serves other intents.",
+    "on_behalf_mismatch": "The grant acts for another person.",
+    "grant_chain_mismatch": "No grant matches the grant chain claimed.",
+    "grant_not_started": "The grant has not started yet.",
+    "grant_expired": "The grant has expired.",
+    "grant_revoked": "The grant was revoked.",
+    "grant_not_approved": "The grant is not approved.",
+    "parent_grant_revoked": "A grant up the delegation chain was revoked.",
+    "parent_grant_expired": "A grant up the delegation chain has expired.",
+    "parent_grant_inactive": "A grant up the delegation chain is not in force (not started, not approved, "
+    "or its agent is not active).",
+}
+
+#: Denials that mean the agent asked beyond what it was given (as opposed to authority that lapsed):
+#: repeated, they raise an ``out_of_scope_actions`` finding.
+OUT_OF_SCOPE = frozenset(
+    {
+        "tool_unknown",
+        "data_class_not_cleared",
+        "no_grant",
+        "access_not_granted",
+        "resource_outside_pattern",
+        "intent_not_allowed",
+        "on_behalf_mismatch",
+    }
+)
+
+_SCOPE_CODES = ("access_not_granted", "resource_outside_pattern", "intent_not_allowed", "on_behalf_mismatch")
+_ORDER = {code: i for i, code in enumerate(REASONS)}
+#: Candidate grants read per decision, latest expiry first: the live ones come first, so a long
+#: history of expired and revoked grants never grows the work.
+CANDIDATE_LIMIT = 64
+
+
+@dataclass(frozen=True)
+class Subject:
+    """A workload identity as presented: ``type`` (``inventory.WorkloadIdentity.Type`` value),
+    ``identifier`` (SPIFFE ID, OIDC subject, role ARN …) and, for OIDC, the ``issuer`` URL."""
+
+    type: str
+    identifier: str
+    issuer: str = ""
+
+    def __str__(self):
+        return f"{self.type}:{self.issuer + ' ' if self.issuer else ''}{self.identifier}"
+
+
+@dataclass(frozen=True)
+class DecisionRequest:
+    """What an agent asks before a tool call.
+
+    The agent is named by ``subject`` (its workload identity, as presented or as verified from an
+    identity token) or, for the UI's test form, by ``agent_id``. ``access`` is ``read``, ``write``
+    or ``execute``; ``resource`` the exact resource name (empty: none); ``intent`` the purpose of
+    the call; ``on_behalf_of`` the username of the person the agent acts for (empty: none);
+    ``grant_chain`` the grant ids the agent claims to act under, its own grant first, then its
+    parent's, up to the root (empty: any).
+    """
+
+    tool: str
+    access: str
+    subject: Subject | None = None
+    agent_id: int | None = None
+    resource: str = ""
+    intent: str = ""
+    on_behalf_of: str = ""
+    grant_chain: tuple[int, ...] = ()
+
+    def presented(self) -> str:
+        """The agent as presented, for the decision log."""
+        return str(self.subject) if self.subject is not None else f"agent #{self.agent_id}"
+
+
+@dataclass(frozen=True)
+class Reason:
+    """One reason code (a key of ``REASONS``) with a message for people."""
+
+    code: str
+    message: str
+
+    def as_dict(self) -> dict:
+        return {"code": self.code, "message": self.message}
+
+
+@dataclass(frozen=True)
+class Decision:
+    """The answer: ``allowed``; ``reasons`` (empty when allowed); the agent; the grant used and its
+    chain (own grant first); ``authority_ends_at`` — when the grant or a grant up its chain ends,
+    whichever is first (UTC); ``decided_at`` (UTC)."""
+
+    allowed: bool
+    reasons: tuple[Reason, ...]
+    decided_at: datetime
+    agent_id: int | None = None
+    agent_slug: str = ""
+    grant_id: int | None = None
+    grant_chain: tuple[int, ...] = ()
+    authority_ends_at: datetime | None = None
+    allow_sample_percent: int = 100
+
+    @property
+    def outcome(self) -> str:
+        return ALLOW if self.allowed else DENY
+
+    @property
+    def codes(self) -> list[str]:
+        return [r.code for r in self.reasons]
+
+    @property
+    def out_of_scope(self) -> bool:
+        """True for a denial that says the agent asked beyond its grants (``OUT_OF_SCOPE``)."""
+        return not self.allowed and any(code in OUT_OF_SCOPE for code in self.codes)
+
+
+@dataclass(frozen=True)
+class Authority:
+    """Whether one grant authorises at an instant (``grant_authority``): ``ok``; ``reasons`` when
+    not; the grant's agent and chain (own grant first); ``ends_at`` — the first end up the chain."""
+
+    ok: bool
+    grant_id: int
+    agent_id: int | None
+    chain: tuple[int, ...] = ()
+    ends_at: datetime | None = None
+    reasons: tuple[Reason, ...] = field(default_factory=tuple)
+
+
+def reason(code: str, detail: str = "") -> Reason:
+    """A ``Reason`` for ``code`` (a key of ``REASONS``), its message followed by ``detail`` if any."""
+    return Reason(code, f"{REASONS[code]} {detail}".strip())
+
+
+# --- reading ------------------------------------------------------------------------------------
+
+
+def _json(value):
+    return json.loads(value) if isinstance(value, str) else (value or [])
+
+
+def _aware(value):
+    if value is None or isinstance(value, datetime) and value.tzinfo is not None:
+        return value
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value)
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value
+
+
+def _day(value) -> date | None:
+    if value is None or isinstance(value, date):
+        return value
+    return date.fromisoformat(str(value)[:10])
+
+
+def _policy_default(name: str):
+    return Policy._meta.get_field(name).default
+
+
+_AGENT_COLUMNS = (
+    "a.id, a.slug, a.state, a.risk_tier, a.data_classes, a.next_attestation_due, a.owner_id, a.backup_owner_id"
+)
+
+
+def _agent_sql(by: str) -> str:
+    """The first query: the agent (by identity or by id), its tool of the requested name, and the
+    two policy settings a decision reads — one row."""
+    agents, tools, identities = Agent._meta.db_table, Tool._meta.db_table, WorkloadIdentity._meta.db_table
+    policy = Policy._meta.db_table
+    join = f"JOIN {identities} wi ON wi.agent_id = a.id" if by == "subject" else ""
+    where = "wi.type = %s AND wi.issuer = %s AND wi.identifier = %s" if by == "subject" else "a.id = %s"
+    return f"""
+        SELECT {_AGENT_COLUMNS}, t.id, t.data_classes, p.attestation_grace_days, p.decision_allow_sample_percent
+        FROM {agents} a {join}
+        LEFT JOIN {tools} t ON t.agent_id = a.id AND t.name = %s
+        LEFT JOIN {policy} p ON p.id = 1
+        WHERE {where}
+    """
+
+
+def _chain_sql(where: str, *, scopes: bool) -> str:
+    """A query over grants with their chain joined level by level (``MAX_DELEGATION_DEPTH`` - 1
+    ancestors, each with its agent's state) and, when ``scopes``, one row per scope of the tool."""
+    grants, agents, users = DelegationGrant._meta.db_table, Agent._meta.db_table, get_user_model()._meta.db_table
+    username = get_user_model().USERNAME_FIELD
+    columns = ["g.id", "g.agent_id", "g.status", "g.starts_at", "g.expires_at", "g.intents"]
+    columns += [f"u.{username}", "ga.state"]
+    joins = [f"JOIN {agents} ga ON ga.id = g.agent_id", f"LEFT JOIN {users} u ON u.id = g.on_behalf_of_id"]
+    if scopes:
+        joins.insert(0, f"JOIN {GrantScope._meta.db_table} s ON s.grant_id = g.id")
+        columns += ["s.access", "s.resource_pattern"]
+    previous = "g"
+    for level in range(1, MAX_DELEGATION_DEPTH):
+        p, pa = f"p{level}", f"pa{level}"
+        joins.append(f"LEFT JOIN {grants} {p} ON {p}.id = {previous}.parent_id")
+        joins.append(f"LEFT JOIN {agents} {pa} ON {pa}.id = {p}.agent_id")
+        columns += [f"{p}.id", f"{p}.status", f"{p}.starts_at", f"{p}.expires_at", f"{pa}.state"]
+        previous = p
+    return f"SELECT {', '.join(columns)} FROM {grants} g {' '.join(joins)} WHERE {where}"
+
+
+_CANDIDATES_SQL = None
+_GRANT_SQL = None
+
+
+def _candidates_sql() -> str:
+    global _CANDIDATES_SQL
+    if _CANDIDATES_SQL is None:
+        S = DelegationGrant.Status
+        statuses = ", ".join(f"'{s}'" for s in (S.ACTIVE, S.EXPIRED, S.REVOKED))
+        _CANDIDATES_SQL = _chain_sql(
+            f"g.agent_id = %s AND s.tool_name = %s AND g.status IN ({statuses}) "
+            f"ORDER BY g.expires_at DESC, g.id DESC LIMIT {CANDIDATE_LIMIT}",
+            scopes=True,
+        )
+    return _CANDIDATES_SQL
+
+
+def _grant_sql() -> str:
+    global _GRANT_SQL
+    if _GRANT_SQL is None:
+        _GRANT_SQL = _chain_sql("g.id = %s", scopes=False)
+    return _GRANT_SQL
+
+
+# --- the rule -----------------------------------------------------------------------------------
+
+
+def _own_window(status: str, starts_at: datetime, expires_at: datetime, now: datetime) -> str | None:
+    """The reason code a grant's own status and window give at ``now``, or None if it authorises."""
+    S = DelegationGrant.Status
+    if status == S.REVOKED:
+        return "grant_revoked"
+    if status == S.EXPIRED or (status == S.ACTIVE and expires_at <= now):
+        return "grant_expired"
+    if status != S.ACTIVE:
+        return "grant_not_approved"
+    if starts_at > now:
+        return "grant_not_started"
+    return None
+
+
+def _ancestor_window(status, starts_at, expires_at, agent_state, now) -> str | None:
+    """The reason code a grant up the chain gives at ``now``, or None if it authorises."""
+    S = DelegationGrant.Status
+    if status == S.REVOKED:
+        return "parent_grant_revoked"
+    if status == S.EXPIRED or (status == S.ACTIVE and expires_at <= now):
+        return "parent_grant_expired"
+    if status != S.ACTIVE or starts_at > now or agent_state != Agent.State.ACTIVE:
+        return "parent_grant_inactive"
+    return None
+
+
+def _chain(row, offset: int, now: datetime) -> tuple[list[int], datetime, str | None]:
+    """Walk the ancestors in ``row`` from column ``offset``: ``(ids, first end, reason or None)``."""
+    ids, ends, problem = [], None, None
+    for level in range(MAX_DELEGATION_DEPTH - 1):
+        pid, status, starts_at, expires_at, agent_state = row[offset + 5 * level : offset + 5 * level + 5]
+        if pid is None:
+            break
+        starts_at, expires_at = _aware(starts_at), _aware(expires_at)
+        ids.append(pid)
+        ends = expires_at if ends is None else min(ends, expires_at)
+        problem = problem or _ancestor_window(status, starts_at, expires_at, agent_state, now)
+    return ids, ends, problem
+
+
+def _attestation_overdue(risk_tier: str, due: date | None, grace_days: int, now: datetime) -> bool:
+    """True when a high or critical agent's attestation due date is more than ``grace_days`` behind
+    today in the organisation's time zone (``WARRANT_TIME_ZONE``)."""
+    if risk_tier not in (Agent.RiskTier.HIGH, Agent.RiskTier.CRITICAL) or due is None:
+        return False
+    today = now.astimezone(ZoneInfo(settings.WARRANT_TIME_ZONE)).date()
+    return due < today - timedelta(days=grace_days)
+
+
+def _may_ask(viewer, owner_id, backup_owner_id) -> bool:
+    if viewer is None:
+        return True
+    if not getattr(viewer, "is_authenticated", False) or not viewer.is_active:
+        return False
+    return can_read_all(viewer) or viewer.pk in (owner_id, backup_owner_id)
+
+
+def decide(request: DecisionRequest, *, now: datetime, viewer=None) -> Decision:
+    """Decide ``request`` at ``now`` (aware; UTC is used). ``viewer`` (a user, optional) limits the
+    agents it may ask about to those it may see (``inventory.permissions.can_view_agent``); any
+    other agent is ``identity_unknown``, so that a caller learns nothing of agents not its own.
+
+    Never raises for a well-formed request: every refusal is a deny with reasons. Two queries.
+    """
+    now = now.astimezone(UTC)
+    by = "subject" if request.subject is not None else "agent"
+    if by == "subject":
+        s = request.subject
+        params = [request.tool, s.type, s.issuer, s.identifier]
+    else:
+        params = [request.tool, request.agent_id]
+    with connection.cursor() as cursor:
+        cursor.execute(_agent_sql(by), params)
+        row = cursor.fetchone()
+    if row is None or not _may_ask(viewer, row[6], row[7]):
+        return Decision(False, (reason("identity_unknown"),), now)
+    agent_id, slug, state, risk_tier, agent_classes, due, _, _, tool_id, tool_classes, grace, sample = row
+    if grace is None:
+        grace = _policy_default("attestation_grace_days")
+    if sample is None:
+        sample = _policy_default("decision_allow_sample_percent")
+
+    def deny(*reasons: Reason, **kwargs) -> Decision:
+        ordered = tuple(sorted(reasons, key=lambda r: _ORDER[r.code]))
+        return Decision(False, ordered, now, agent_id, slug, allow_sample_percent=sample, **kwargs)
+
+    if state != Agent.State.ACTIVE:
+        return deny(reason("agent_not_active", f"It is {state}."))
+    agent_level = []
+    if _attestation_overdue(risk_tier, _day(due), grace, now):
+        agent_level.append(reason("attestation_overdue", f"It was due {_day(due).isoformat()}."))
+    if tool_id is None:
+        agent_level.append(reason("tool_unknown", f"No tool named {request.tool!r}."))
+    else:
+        uncleared = sorted(set(_json(tool_classes)) - set(_json(agent_classes)))
+        if uncleared:
+            agent_level.append(reason("data_class_not_cleared", f"Not cleared for: {', '.join(uncleared)}."))
+    if agent_level:
+        return deny(*agent_level)
+
+    with connection.cursor() as cursor:
+        cursor.execute(_candidates_sql(), [agent_id, request.tool])
+        rows = cursor.fetchall()
+    if not rows:
+        return deny(reason("no_grant", f"Nothing gives {slug} {request.tool}:{request.access}."))
+
+    best_key, best_codes, allowed = None, [], []
+    for row in rows:
+        grant_id, _, status, starts_at, expires_at, intents, obo, _, access, pattern = row[:10]
+        starts_at, expires_at = _aware(starts_at), _aware(expires_at)
+        scope = []
+        if access != request.access:
+            scope.append("access_not_granted")
+        if not resource_matches(pattern, request.resource):
+            scope.append("resource_outside_pattern")
+        intents = _json(intents)
+        if intents and request.intent not in intents:
+            scope.append("intent_not_allowed")
+        if obo and obo != request.on_behalf_of:
+            scope.append("on_behalf_mismatch")
+        ancestors, chain_ends, chain_problem = _chain(row, 10, now)
+        authority = [c for c in (_own_window(status, starts_at, expires_at, now), chain_problem) if c]
+        if request.grant_chain and tuple([grant_id, *ancestors]) != request.grant_chain:
+            authority.append("grant_chain_mismatch")
+        if not scope and not authority:
+            ends = expires_at if chain_ends is None else min(expires_at, chain_ends)
+            allowed.append((ends, -grant_id, grant_id, tuple([grant_id, *ancestors])))
+            continue
+        key = (bool(scope), bool(authority), len(scope) + len(authority))
+        if best_key is None or key < best_key:
+            best_key, best_codes = key, scope + authority
+        elif key == best_key:
+            best_codes += [c for c in scope + authority if c not in best_codes]
+    if allowed:
+        ends, _, grant_id, chain = max(allowed)
+        return Decision(True, (), now, agent_id, slug, grant_id, chain, ends, sample)
+    return deny(*(reason(code) for code in dict.fromkeys(best_codes)))
+
+
+def grant_authority(grant_id: int, *, now: datetime) -> Authority:
+    """Whether grant ``grant_id`` authorises at ``now`` (aware): invariant 1 with the agent-level
+    checks of ``decide`` (agent active, attestation not overdue past grace). One query for the grant
+    and its chain, one for its agent. A grant that does not exist is ``ok=False`` with
+    ``grant_not_approved``."""
+    now = now.astimezone(UTC)
+    with connection.cursor() as cursor:
+        cursor.execute(_grant_sql(), [grant_id])
+        row = cursor.fetchone()
+    if row is None:
+        return Authority(False, grant_id, None, reasons=(reason("grant_not_approved", "No such grant."),))
+    _, agent_id, status, starts_at, expires_at, _, _, agent_state = row[:8]
+    starts_at, expires_at = _aware(starts_at), _aware(expires_at)
+    ancestors, chain_ends, chain_problem = _chain(row, 8, now)
+    chain = (grant_id, *ancestors)
+    ends = expires_at if chain_ends is None else min(expires_at, chain_ends)
+    codes = []
+    if agent_state != Agent.State.ACTIVE:
+        codes.append(reason("agent_not_active", f"It is {agent_state}."))
+    else:
+        agent = Agent.objects.only("risk_tier", "next_attestation_due").get(pk=agent_id)
+        policy = Policy.objects.filter(pk=1).values_list("attestation_grace_days", flat=True).first()
+        grace = policy if policy is not None else _policy_default("attestation_grace_days")
+        if _attestation_overdue(agent.risk_tier, agent.next_attestation_due, grace, now):
+            codes.append(reason("attestation_overdue", f"It was due {agent.next_attestation_due.isoformat()}."))
+    for code in (_own_window(status, starts_at, expires_at, now), chain_problem):
+        if code:
+            codes.append(reason(code))
+    codes.sort(key=lambda r: _ORDER[r.code])
+    return Authority(not codes, grant_id, agent_id, chain, ends, tuple(codes))
+
+
+# --- the decision log ---------------------------------------------------------------------------
+
+
+def should_log(decision: Decision, *, sample=random.random) -> bool:
+    """Every denial is logged; an allow with probability ``allow_sample_percent`` / 100."""
+    if not decision.allowed:
+        return True
+    percent = decision.allow_sample_percent
+    return percent >= 100 or (percent > 0 and sample() * 100 < percent)
+
+
+def decision_log_write(
+    request: DecisionRequest, decision: Decision, *, requested_by=None, requested_via: str = ""
+) -> DecisionLog | None:
+    """Keep ``decision`` in the decision log if ``should_log`` says so; one insert. Returns the entry or None.
+
+    Not an audit event: the log is high-volume and pruned (``decision_log_prune``); what a person
+    must act on — repeated out-of-scope denials — becomes a finding (``decisions_flag_out_of_scope``).
+    """
+    if not should_log(decision):
+        return None
+    return DecisionLog.objects.create(
+        decided_at=decision.decided_at,
+        agent_id=decision.agent_id,
+        presented=request.presented()[:600],
+        tool_name=request.tool[:100],
+        access=request.access[:16],
+        resource=request.resource[:500],
+        intent=request.intent[:200],
+        on_behalf_of=request.on_behalf_of[:150],
+        claimed_chain=list(request.grant_chain),
+        outcome=decision.outcome,
+        reasons=decision.codes,
+        out_of_scope=decision.out_of_scope,
+        grant_id=decision.grant_id,
+        authority_ends_at=decision.authority_ends_at,
+        requested_by=requested_by if getattr(requested_by, "is_authenticated", False) else None,
+        requested_via=requested_via[:200],
+    )
+
+
+# --- jobs ---------------------------------------------------------------------------------------
+
+
+def decisions_flag_out_of_scope(*, now: datetime) -> dict[str, int]:
+    """Raise one ``out_of_scope_actions`` finding per agent with at least
+    ``Policy.decision_out_of_scope_threshold`` out-of-scope denials (``OUT_OF_SCOPE``) logged in the
+    ``decision_out_of_scope_window_minutes`` before ``now`` (aware, UTC): an agent acting beyond its
+    intended scope (OWASP NHI Top 10 2025 NHI5; OWASP Agentic Top 10 2026 ASI03).
+
+    Deduplicated: an agent with an unresolved finding of that kind gets it refreshed, not a second
+    one (DESIGN.md invariant 8); a rerun for the same instant changes nothing but ``last_seen_at``.
+    The finding stays open until a person resolves it: the attempts happened, and quiet afterwards
+    does not explain them. One grouped query, then one transaction per agent over the threshold.
+    Returns ``{"opened": n, "refreshed": n}``.
+    """
+    from django.db import transaction
+    from django.db.models import Count, Max, Min
+
+    from governance.audit import Actor
+    from governance.findings import Condition, finding_raise
+
+    policy = Policy.current()
+    since = now - timedelta(minutes=policy.decision_out_of_scope_window_minutes)
+    over = (
+        DecisionLog.objects.filter(out_of_scope=True, agent__isnull=False, decided_at__gt=since, decided_at__lte=now)
+        .values("agent_id")
+        .annotate(attempts=Count("id"), first=Min("decided_at"), last=Max("decided_at"))
+        .filter(attempts__gte=policy.decision_out_of_scope_threshold)
+        .order_by("agent_id")
+    )
+    actor = Actor.system("out-of-scope decision check")
+    counts = {"opened": 0, "refreshed": 0}
+    agents = Agent.objects.in_bulk([row["agent_id"] for row in over])
+    for row in over:
+        agent = agents[row["agent_id"]]
+        tools = sorted(
+            set(
+                DecisionLog.objects.filter(
+                    agent=agent, out_of_scope=True, decided_at__gt=since, decided_at__lte=now
+                ).values_list("tool_name", flat=True)[:50]
+            )
+        )
+        condition = Condition(
+            subject=agent,
+            agent_id=agent.pk,
+            detail=(
+                f"{agent.name} was denied {row['attempts']} out-of-scope call(s) in "
+                f"{policy.decision_out_of_scope_window_minutes} minutes (tools: {', '.join(tools)})."
+            ),
+            evidence={
+                "attempts": row["attempts"],
+                "window_minutes": policy.decision_out_of_scope_window_minutes,
+                "first": row["first"].isoformat(),
+                "last": row["last"].isoformat(),
+                "tools": tools,
+            },
+        )
+        with transaction.atomic():
+            _, created = finding_raise(actor=actor, kind="out_of_scope_actions", condition=condition, now=now)
+        counts["opened" if created else "refreshed"] += 1
+    return counts
+
+
+def decision_log_prune(*, now: datetime, batch_size: int = 10_000) -> dict[str, int]:
+    """Delete decision-log entries older than ``Policy.decision_log_retention_days`` before ``now``
+    (aware, UTC), in batches of ``batch_size``; one ``decision_log.prune`` audit event per run that
+    deleted anything (how many, and the cut-off). Idempotent. Returns ``{"deleted": n}``."""
+    from django.db import transaction
+
+    from governance.audit import Actor, audit_record
+
+    cutoff = now - timedelta(days=Policy.current().decision_log_retention_days)
+    deleted = 0
+    while True:
+        with transaction.atomic():
+            ids = list(
+                DecisionLog.objects.filter(decided_at__lt=cutoff)
+                .order_by("id")
+                .values_list("id", flat=True)[:batch_size]
+            )
+            if not ids:
+                break
+            deleted += DecisionLog.objects.filter(pk__in=ids).delete()[0]
+    if deleted:
+        with transaction.atomic():
+            audit_record(
+                actor=Actor.system("decision log retention"),
+                verb="decision_log.prune",
+                object_type="delegations.decisionlog",
+                object_id="",
+                object_label="Decision log",
+                after={"deleted": deleted, "before": cutoff.isoformat()},
+                at=now,
+            )
+    return {"deleted": deleted}
