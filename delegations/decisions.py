@@ -39,8 +39,8 @@ from django.contrib.auth import get_user_model
 from django.db import connection
 
 from governance.models import MAX_DELEGATION_DEPTH, Policy
-from governance.roles import can_read_all
 from inventory.models import Agent, Tool, WorkloadIdentity
+from inventory.permissions import can_view_agent
 
 from .models import DecisionLog, DelegationGrant, GrantScope, resource_matches
 
@@ -87,8 +87,11 @@ OUT_OF_SCOPE = frozenset(
 
 _SCOPE_CODES = ("access_not_granted", "resource_outside_pattern", "intent_not_allowed", "on_behalf_mismatch")
 _ORDER = {code: i for i, code in enumerate(REASONS)}
-#: Candidate grants read per decision, latest expiry first: the live ones come first, so a long
-#: history of expired and revoked grants never grows the work.
+#: Candidate rows (grant × scope of the tool) read per decision. Rows whose grant is in force now
+#: and whose scope covers the call (access and resource) come first, then the latest end: a long
+#: history of expired, revoked or other grants never grows the work nor hides a grant that allows —
+#: unless more than this many in-force grants cover the same call and all fail on intent, person or
+#: chain. The rest only inform the reasons of a denial.
 CANDIDATE_LIMIT = 64
 
 
@@ -262,13 +265,24 @@ _GRANT_SQL = None
 
 
 def _candidates_sql() -> str:
+    """The second query: the agent's grants with a scope of the tool (lapsed ones too, for the reasons),
+    those that cover the call and are in force first (see ``CANDIDATE_LIMIT``), then latest end first.
+    Parameters: agent id, tool name, now, now, access, resource, resource."""
     global _CANDIDATES_SQL
     if _CANDIDATES_SQL is None:
         S = DelegationGrant.Status
         statuses = ", ".join(f"'{s}'" for s in (S.ACTIVE, S.EXPIRED, S.REVOKED))
+        pattern, prefix = "s.resource_pattern", "length(s.resource_pattern) - 1"
+        # ``resource_matches`` in SQL: empty pattern, the same resource, or a prefix ending in "*".
+        covers = (
+            f"({pattern} = '' OR {pattern} = %s OR (substr({pattern}, length({pattern}), 1) = '*' "
+            f"AND substr(CAST(%s AS TEXT), 1, {prefix}) = substr({pattern}, 1, {prefix})))"
+        )
+        in_force = f"g.status = '{S.ACTIVE}' AND g.starts_at <= %s AND g.expires_at > %s"
         _CANDIDATES_SQL = _chain_sql(
             f"g.agent_id = %s AND s.tool_name = %s AND g.status IN ({statuses}) "
-            f"ORDER BY g.expires_at DESC, g.id DESC LIMIT {CANDIDATE_LIMIT}",
+            f"ORDER BY CASE WHEN {in_force} AND s.access = %s AND {covers} THEN 0 ELSE 1 END, "
+            f"g.expires_at DESC, g.id DESC LIMIT {CANDIDATE_LIMIT}",
             scopes=True,
         )
     return _CANDIDATES_SQL
@@ -334,11 +348,8 @@ def _attestation_overdue(risk_tier: str, due: date | None, grace_days: int, now:
 
 
 def _may_ask(viewer, owner_id, backup_owner_id) -> bool:
-    if viewer is None:
-        return True
-    if not getattr(viewer, "is_authenticated", False) or not viewer.is_active:
-        return False
-    return can_read_all(viewer) or viewer.pk in (owner_id, backup_owner_id)
+    """``inventory.permissions.can_view_agent`` on the ids the first query read (no agent object)."""
+    return viewer is None or can_view_agent(viewer, Agent(owner_id=owner_id, backup_owner_id=backup_owner_id))
 
 
 def decide(request: DecisionRequest, *, now: datetime, viewer=None) -> Decision:
@@ -385,7 +396,9 @@ def decide(request: DecisionRequest, *, now: datetime, viewer=None) -> Decision:
         return deny(*agent_level)
 
     with connection.cursor() as cursor:
-        cursor.execute(_candidates_sql(), [agent_id, request.tool])
+        at = connection.ops.adapt_datetimefield_value(now)
+        params = [agent_id, request.tool, at, at, request.access, request.resource, request.resource]
+        cursor.execute(_candidates_sql(), params)
         rows = cursor.fetchall()
     if not rows:
         return deny(reason("no_grant", f"Nothing gives {slug} {request.tool}:{request.access}."))

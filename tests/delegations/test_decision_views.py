@@ -12,12 +12,12 @@ from datetime import timedelta
 
 import pytest
 from django.urls import reverse
-from django.utils import timezone
 
 from delegations import views_decisions
-from delegations.decisions import REASONS, DecisionRequest, decide
+from delegations.decisions import REASONS
 from delegations.models import DecisionLog
 from governance.models import AuditEvent, Finding, Policy
+from inventory.models import Agent
 from tests.factories import T0, AgentFactory, GrantFactory, ToolFactory, UserFactory
 from tests.support import client_as
 
@@ -131,12 +131,17 @@ def test_a_forged_request_for_another_owners_agent_is_a_form_error_never_its_ans
     assert response.context["tools"] == []
 
 
-def test_an_agent_the_viewer_may_not_see_reads_identity_unknown_even_past_the_form(owner, others_agent, frozen_now):
+def test_an_agent_the_viewer_may_not_see_reads_identity_unknown_even_past_the_form(
+    owner, others_agent, monkeypatch, frozen_now
+):
     """The second line: ``decide`` is asked with the viewer, so the form's list is not the only guard."""
-    decision = decide(
-        DecisionRequest(tool="jira", access="read", agent_id=others_agent.pk), now=timezone.now(), viewer=owner
-    )
-    assert [r.code for r in decision.reasons] == ["identity_unknown"]
+    monkeypatch.setattr(views_decisions, "_testable_agents", lambda user: Agent.objects.all())
+    response = client_as(owner).get(TEST_URL, ask(agent="billing-bot", tool="jira", resource=""))
+    assert response.status_code == 200
+    decision = response.context["decision"]
+    assert not decision.allowed and [r.code for r in decision.reasons] == ["identity_unknown"]
+    assert decision.grant_id is None and decision.agent_slug == ""
+    assert 'data-testid="reason-identity_unknown"' in result_of(response)
 
 
 # --- test a decision: the answers ---------------------------------------------------------------------

@@ -429,3 +429,36 @@ def test_the_decision_log_is_pruned_after_its_retention(agent):
     assert decision_log_prune(now=NOW + timedelta(days=90, minutes=1, seconds=1), batch_size=2) == {"deleted": 2}
     assert DecisionLog.objects.count() == 1
     assert AuditEvent.objects.filter(verb="decision_log.prune").count() == 1
+
+
+def test_a_live_grant_is_found_behind_any_number_of_lapsed_or_other_grants(agent):
+    """Grants ending later than the live one — revoked, scheduled, or for other resources — never hide it."""
+    from delegations.decisions import CANDIDATE_LIMIT
+
+    live = grant(agent, expires_at=NOW + timedelta(hours=1))
+    later = NOW + timedelta(days=5)
+    for _ in range(CANDIDATE_LIMIT):
+        grant(agent, status="revoked", expires_at=later)
+        grant(agent, pattern="invoices/*", expires_at=later)
+        grant(agent, starts_at=NOW + timedelta(hours=2), expires_at=later)
+    decision = decide(ask(resource="accounts/1"), now=NOW)
+    assert decision.allowed and decision.grant_id == live.pk
+
+
+@pytest.mark.parametrize(
+    ("pattern", "resource", "covers"),
+    [("", "anything", True), ("*", "x", True), ("accounts/*", "accounts/", True), ("accounts/*", "account", False),
+     ("accounts/7", "accounts/7", True), ("accounts/7", "accounts/70", False), ("a%_/*", "a%_/x", True),
+     ("a%_/*", "ab_/x", False)],
+)  # fmt: skip
+def test_the_sql_ordering_agrees_with_resource_matches(agent, pattern, resource, covers):
+    """The candidates query puts covering scopes first with the same rule as ``resource_matches``."""
+    from delegations.models import resource_matches
+
+    assert resource_matches(pattern, resource) is covers
+    for _ in range(70):
+        grant(agent, status="revoked", pattern=pattern, expires_at=NOW + timedelta(days=9))
+    live = grant(agent, pattern=pattern, expires_at=NOW + timedelta(hours=1))
+    decision = decide(ask(resource=resource), now=NOW)
+    assert decision.allowed is covers
+    assert (decision.grant_id == live.pk) is covers

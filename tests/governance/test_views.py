@@ -76,6 +76,7 @@ def test_a_wrong_password_says_so(owner):
                 "Dashboard",
                 "Agents",
                 "Grants",
+                "Decisions",
                 "Approvals",
                 "Attestations",
                 "Findings",
@@ -88,13 +89,14 @@ def test_a_wrong_password_says_so(owner):
                 "API docs",
             ],
         ),
-        ("owner", ["Dashboard", "Agents", "Grants", "Attestations", "Findings", "Tokens", "API docs"]),
+        ("owner", ["Dashboard", "Agents", "Grants", "Decisions", "Attestations", "Findings", "Tokens", "API docs"]),
         (
             "auditor",
             [
                 "Dashboard",
                 "Agents",
                 "Grants",
+                "Decisions",
                 "Approvals",
                 "Attestations",
                 "Findings",
