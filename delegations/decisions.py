@@ -136,13 +136,18 @@ class DecisionRequest:
 
 @dataclass(frozen=True)
 class Reason:
-    """One reason code (a key of ``REASONS``) with a message for people."""
+    """One reason code (a key of ``REASONS``) with a message for people and, for a grant-level
+    reason, the id of the grant it comes from."""
 
     code: str
     message: str
+    grant: int | None = None
 
     def as_dict(self) -> dict:
-        return {"code": self.code, "message": self.message}
+        data = {"code": self.code, "message": self.message}
+        if self.grant is not None:
+            data["grant"] = self.grant
+        return data
 
 
 @dataclass(frozen=True)
@@ -403,44 +408,53 @@ def decide(request: DecisionRequest, *, now: datetime, viewer=None) -> Decision:
     if not rows:
         return deny(reason("no_grant", f"Nothing gives {slug} {request.tool}:{request.access}."))
 
-    best_key, best_codes, allowed = None, [], []
+    best_key, best, allowed = None, [], []
     for row in rows:
         grant_id, _, status, starts_at, expires_at, intents, obo, _, access, pattern = row[:10]
         starts_at, expires_at = _aware(starts_at), _aware(expires_at)
-        scope = []
+        scope = []  # (code, detail): the call is not what this grant's scope covers
         if access != request.access:
-            scope.append("access_not_granted")
+            scope.append(("access_not_granted", f"It gives {request.tool}:{access}."))
         if not resource_matches(pattern, request.resource):
-            scope.append("resource_outside_pattern")
+            scope.append(("resource_outside_pattern", f"It covers {pattern!r}; asked {request.resource!r}."))
         intents = _json(intents)
         if intents and request.intent not in intents:
-            scope.append("intent_not_allowed")
+            asked = repr(request.intent) if request.intent else "no intent"
+            scope.append(("intent_not_allowed", f"It serves {', '.join(intents)}; asked {asked}."))
         if obo and obo != request.on_behalf_of:
-            scope.append("on_behalf_mismatch")
+            asked = repr(request.on_behalf_of) if request.on_behalf_of else "nobody"
+            scope.append(("on_behalf_mismatch", f"It acts for {obo}; asked for {asked}."))
         ancestors, chain_ends, chain_problem = _chain(row, 10, now)
-        authority = [c for c in (_own_window(status, starts_at, expires_at, now), chain_problem) if c]
-        if request.grant_chain and tuple([grant_id, *ancestors]) != request.grant_chain:
-            authority.append("grant_chain_mismatch")
+        chain = (grant_id, *ancestors)
+        authority = [(c, "") for c in (_own_window(status, starts_at, expires_at, now), chain_problem) if c]
+        if request.grant_chain and chain != request.grant_chain:
+            authority.append(("grant_chain_mismatch", f"Its chain is {', '.join(map(str, chain))}."))
         if not scope and not authority:
             ends = expires_at if chain_ends is None else min(expires_at, chain_ends)
-            allowed.append((ends, -grant_id, grant_id, tuple([grant_id, *ancestors])))
+            allowed.append((ends, -grant_id, grant_id, chain))
             continue
         key = (bool(scope), bool(authority), len(scope) + len(authority))
+        found = [
+            Reason(code, f"{REASONS[code]} Grant #{grant_id}. {detail}".strip(), grant_id)
+            for code, detail in scope + authority
+        ]
         if best_key is None or key < best_key:
-            best_key, best_codes = key, scope + authority
+            best_key, best = key, found
         elif key == best_key:
-            best_codes += [c for c in scope + authority if c not in best_codes]
+            best += [r for r in found if r.code not in {b.code for b in best}]
     if allowed:
         ends, _, grant_id, chain = max(allowed)
         return Decision(True, (), now, agent_id, slug, grant_id, chain, ends, sample)
-    return deny(*(reason(code) for code in dict.fromkeys(best_codes)))
+    return deny(*best)
 
 
 def grant_authority(grant_id: int, *, now: datetime) -> Authority:
     """Whether grant ``grant_id`` authorises at ``now`` (aware): invariant 1 with the agent-level
-    checks of ``decide`` (agent active, attestation not overdue past grace). One query for the grant
-    and its chain, one for its agent. A grant that does not exist is ``ok=False`` with
-    ``grant_not_approved``."""
+    checks of ``decide`` — the agent active, its attestation not overdue past grace, and every
+    scope's tool in its inventory and within its data-class clearance (``tool_unknown``,
+    ``data_class_not_cleared``), so that a task token never carries a scope a decision would deny.
+    A handful of queries (the task-token issuer and introspection call it, not the hot path). A grant
+    that does not exist is ``ok=False`` with ``grant_not_approved``."""
     now = now.astimezone(UTC)
     with connection.cursor() as cursor:
         cursor.execute(_grant_sql(), [grant_id])
@@ -456,11 +470,22 @@ def grant_authority(grant_id: int, *, now: datetime) -> Authority:
     if agent_state != Agent.State.ACTIVE:
         codes.append(reason("agent_not_active", f"It is {agent_state}."))
     else:
-        agent = Agent.objects.only("risk_tier", "next_attestation_due").get(pk=agent_id)
+        agent = Agent.objects.only("risk_tier", "next_attestation_due", "data_classes").get(pk=agent_id)
         policy = Policy.objects.filter(pk=1).values_list("attestation_grace_days", flat=True).first()
         grace = policy if policy is not None else _policy_default("attestation_grace_days")
         if _attestation_overdue(agent.risk_tier, agent.next_attestation_due, grace, now):
             codes.append(reason("attestation_overdue", f"It was due {agent.next_attestation_due.isoformat()}."))
+        names = sorted(set(GrantScope.objects.filter(grant_id=grant_id).values_list("tool_name", flat=True)))
+        tools = dict(Tool.objects.filter(agent_id=agent_id, name__in=names).values_list("name", "data_classes"))
+        missing = [name for name in names if name not in tools]
+        if missing:
+            codes.append(reason("tool_unknown", f"Not in the agent's inventory: {', '.join(missing)}."))
+        cleared = set(agent.data_classes or [])
+        uncleared = {name: sorted(set(classes or []) - cleared) for name, classes in tools.items()}
+        uncleared = {name: classes for name, classes in uncleared.items() if classes}
+        if uncleared:
+            detail = "; ".join(f"{name} reaches {', '.join(classes)}" for name, classes in sorted(uncleared.items()))
+            codes.append(reason("data_class_not_cleared", f"{detail}."))
     for code in (_own_window(status, starts_at, expires_at, now), chain_problem):
         if code:
             codes.append(reason(code))
@@ -518,56 +543,76 @@ def decisions_flag_out_of_scope(*, now: datetime) -> dict[str, int]:
     ``decision_out_of_scope_window_minutes`` before ``now`` (aware, UTC): an agent acting beyond its
     intended scope (OWASP NHI Top 10 2025 NHI5; OWASP Agentic Top 10 2026 ASI03).
 
-    Deduplicated: an agent with an unresolved finding of that kind gets it refreshed, not a second
-    one (DESIGN.md invariant 8); a rerun for the same instant changes nothing but ``last_seen_at``.
-    The finding stays open until a person resolves it: the attempts happened, and quiet afterwards
-    does not explain them. One grouped query, then one transaction per agent over the threshold.
-    Returns ``{"opened": n, "refreshed": n}``.
+    Deduplicated: an agent with an unresolved finding of that kind gets its evidence (attempts in
+    the window, first and last, tools) and ``last_seen_at`` (the last attempt) brought up to date,
+    never a second finding (DESIGN.md invariant 8); a rerun for the same instant changes nothing.
+    Denials logged before a person resolved the agent's last such finding no longer count: only new
+    attempts open a new one. The finding stays open until a person resolves it — the attempts
+    happened, and quiet afterwards does not explain them. Returns ``{"opened", "refreshed"}``.
     """
+    from django.contrib.contenttypes.models import ContentType
     from django.db import transaction
     from django.db.models import Count, Max, Min
 
     from governance.audit import Actor
     from governance.findings import Condition, finding_raise
+    from governance.models import Finding
 
     policy = Policy.current()
-    since = now - timedelta(minutes=policy.decision_out_of_scope_window_minutes)
-    over = (
-        DecisionLog.objects.filter(out_of_scope=True, agent__isnull=False, decided_at__gt=since, decided_at__lte=now)
+    window = policy.decision_out_of_scope_window_minutes
+    since = now - timedelta(minutes=window)
+    denials = DecisionLog.objects.filter(out_of_scope=True, agent__isnull=False, decided_at__lte=now)
+    candidates = list(
+        denials.filter(decided_at__gt=since)
         .values("agent_id")
-        .annotate(attempts=Count("id"), first=Min("decided_at"), last=Max("decided_at"))
+        .annotate(attempts=Count("id"))
         .filter(attempts__gte=policy.decision_out_of_scope_threshold)
-        .order_by("agent_id")
+        .values_list("agent_id", flat=True)
     )
-    actor = Actor.system("out-of-scope decision check")
     counts = {"opened": 0, "refreshed": 0}
-    agents = Agent.objects.in_bulk([row["agent_id"] for row in over])
-    for row in over:
-        agent = agents[row["agent_id"]]
-        tools = sorted(
-            set(
-                DecisionLog.objects.filter(
-                    agent=agent, out_of_scope=True, decided_at__gt=since, decided_at__lte=now
-                ).values_list("tool_name", flat=True)[:50]
-            )
+    if not candidates:
+        return counts
+    kind = "out_of_scope_actions"
+    findings = Finding.objects.filter(
+        kind=kind, subject_type=ContentType.objects.get_for_model(Agent), subject_id__in=candidates
+    )
+    resolved = dict(
+        findings.filter(status=Finding.Status.RESOLVED)
+        .values("subject_id")
+        .annotate(at=Max("resolved_at"))
+        .values_list("subject_id", "at")
+    )
+    unresolved = {f.subject_id: f for f in findings.filter(status__in=Finding.UNRESOLVED)}
+    actor = Actor.system("out-of-scope decision check")
+    for agent in Agent.objects.filter(pk__in=candidates).order_by("pk"):
+        cutoff = max(since, resolved.get(agent.pk) or since)
+        recent = denials.filter(agent=agent, decided_at__gt=cutoff)
+        summary = recent.aggregate(attempts=Count("id"), first=Min("decided_at"), last=Max("decided_at"))
+        if summary["attempts"] < policy.decision_out_of_scope_threshold:
+            continue
+        tools = sorted(set(recent.values_list("tool_name", flat=True)[:200]))
+        detail = (
+            f"{agent.name} was denied {summary['attempts']} out-of-scope call(s) in the last {window} minutes "
+            f"(tools: {', '.join(tools)})."
         )
-        condition = Condition(
-            subject=agent,
-            agent_id=agent.pk,
-            detail=(
-                f"{agent.name} was denied {row['attempts']} out-of-scope call(s) in "
-                f"{policy.decision_out_of_scope_window_minutes} minutes (tools: {', '.join(tools)})."
-            ),
-            evidence={
-                "attempts": row["attempts"],
-                "window_minutes": policy.decision_out_of_scope_window_minutes,
-                "first": row["first"].isoformat(),
-                "last": row["last"].isoformat(),
-                "tools": tools,
-            },
-        )
+        evidence = {
+            "attempts": summary["attempts"],
+            "window_minutes": window,
+            "first": summary["first"].isoformat(),
+            "last": summary["last"].isoformat(),
+            "tools": tools,
+        }
+        existing = unresolved.get(agent.pk)
+        if existing is not None:
+            if existing.evidence != evidence:
+                Finding.objects.filter(pk=existing.pk).update(
+                    detail=detail, evidence=evidence, last_seen_at=max(existing.last_seen_at, summary["last"])
+                )
+                counts["refreshed"] += 1
+            continue
+        condition = Condition(subject=agent, agent_id=agent.pk, detail=detail, evidence=evidence)
         with transaction.atomic():
-            _, created = finding_raise(actor=actor, kind="out_of_scope_actions", condition=condition, now=now)
+            _, created = finding_raise(actor=actor, kind=kind, condition=condition, now=now)
         counts["opened" if created else "refreshed"] += 1
     return counts
 

@@ -2,12 +2,14 @@
 
 import django_filters
 from django.contrib.auth import get_user_model
+from django.db import connection
 from django.utils import timezone
 
 from governance.filtering import AwareIsoDateTimeFilter, StrictFilterSet, StrippedModelChoiceFilter, ordering_filter
 from inventory.filters import agent_filter
 
-from .models import DelegationGrant
+from .decisions import REASONS
+from .models import DecisionLog, DelegationGrant
 
 User = get_user_model()
 
@@ -43,3 +45,35 @@ class GrantFilterSet(StrictFilterSet):
         if not value:
             return queryset
         return queryset.filter(pk__in=DelegationGrant.objects.filter(scopes__tool_name=value).values("pk"))
+
+
+class DecisionLogFilterSet(StrictFilterSet):
+    """Filters of the decision log: ``agent`` (slug), ``outcome`` (``allow`` / ``deny``), ``reason``
+    (one reason code of ``delegations.decisions.REASONS``), ``out_of_scope`` (``true``: only denials
+    beyond the agent's grants; ``false``: the others), ``tool`` (exact name). An unknown parameter or
+    value is an error (400 on the page)."""
+
+    agent = agent_filter()
+    outcome = django_filters.ChoiceFilter(choices=DecisionLog.Outcome.choices)
+    reason = django_filters.ChoiceFilter(choices=[(code, code) for code in REASONS], method="filter_reason")
+    out_of_scope = django_filters.ChoiceFilter(
+        choices=[("true", "Out of scope only"), ("false", "Not out of scope")], method="filter_out_of_scope"
+    )
+    tool = django_filters.CharFilter(field_name="tool_name")
+
+    class Meta:
+        model = DecisionLog
+        fields = ["agent", "outcome", "reason", "out_of_scope", "tool"]
+
+    def filter_reason(self, queryset, name, value):
+        if not value:
+            return queryset
+        if connection.features.supports_json_field_contains:
+            return queryset.filter(reasons__contains=[value])
+        # SQLite: the JSON text holds each code quoted, and no code is another's quoted form.
+        return queryset.filter(reasons__icontains=f'"{value}"')
+
+    def filter_out_of_scope(self, queryset, name, value):
+        if not value:
+            return queryset
+        return queryset.filter(out_of_scope=value == "true")

@@ -11,20 +11,16 @@ from __future__ import annotations
 import re
 from datetime import UTC, datetime, timedelta
 
-import django_filters
 from django import forms
 from django.contrib.auth import get_user_model
-from django.db import connection
 from django.utils import timezone
 
-from governance.filtering import StrictFilterSet
 from governance.forms import LOCAL_DATETIME_FORMATS
 from governance.models import MAX_DELEGATION_DEPTH
-from inventory.filters import agent_filter
 from inventory.models import AccessLevel, Agent, Tool
 
-from .decisions import REASONS, DecisionRequest
-from .models import DecisionLog, DelegationGrant, scope_label
+from .decisions import DecisionRequest
+from .models import DelegationGrant, resource_problem, scope_label
 from .services import ScopeRequest
 
 #: Most grant requests one bulk approval may hold.
@@ -346,6 +342,13 @@ class DecisionTestForm(forms.Form):
         self.fields["agent"].queryset = agents
         self.fields["tool"].widget.attrs.update({"list": "tool-options", "autocomplete": "off"})
 
+    def clean_resource(self) -> str:
+        value = self.cleaned_data["resource"]
+        problem = resource_problem(value)
+        if problem:
+            raise forms.ValidationError(problem, code="resource")
+        return value
+
     def clean_grant_chain(self) -> tuple[int, ...]:
         raw = self.cleaned_data["grant_chain"]
         if not raw:
@@ -398,35 +401,3 @@ class DecisionTestForm(forms.Form):
             "grant_chain": ", ".join(str(pk) for pk in data["grant_chain"]),
         }
         return {key: value for key, value in params.items() if value}
-
-
-class DecisionLogFilterSet(StrictFilterSet):
-    """Filters of the decision log: ``agent`` (slug), ``outcome`` (``allow`` / ``deny``), ``reason``
-    (one reason code of ``delegations.decisions.REASONS``), ``out_of_scope`` (``true``: only denials
-    beyond the agent's grants; ``false``: the others), ``tool`` (exact name). An unknown parameter or
-    value is an error (400 on the page)."""
-
-    agent = agent_filter()
-    outcome = django_filters.ChoiceFilter(choices=DecisionLog.Outcome.choices)
-    reason = django_filters.ChoiceFilter(choices=[(code, code) for code in REASONS], method="filter_reason")
-    out_of_scope = django_filters.ChoiceFilter(
-        choices=[("true", "Out of scope only"), ("false", "Not out of scope")], method="filter_out_of_scope"
-    )
-    tool = django_filters.CharFilter(field_name="tool_name")
-
-    class Meta:
-        model = DecisionLog
-        fields = ["agent", "outcome", "reason", "out_of_scope", "tool"]
-
-    def filter_reason(self, queryset, name, value):
-        if not value:
-            return queryset
-        if connection.features.supports_json_field_contains:
-            return queryset.filter(reasons__contains=[value])
-        # SQLite: the JSON text holds each code quoted, and no code is another's quoted form.
-        return queryset.filter(reasons__icontains=f'"{value}"')
-
-    def filter_out_of_scope(self, queryset, name, value):
-        if not value:
-            return queryset
-        return queryset.filter(out_of_scope=value == "true")

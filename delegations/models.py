@@ -13,6 +13,8 @@ page, export, the expiry job and the runtime decision.
 
 from __future__ import annotations
 
+import re
+import unicodedata
 from datetime import datetime
 
 from django.conf import settings
@@ -250,10 +252,32 @@ def pattern_covers(outer: str, inner: str) -> bool:
     return inner == outer
 
 
+def resource_problem(resource: str) -> str | None:
+    """Why ``resource`` (a name a caller asks about) cannot be matched against a pattern safely, or None.
+
+    A prefix pattern (``repo:acme/*``) must not be escaped by path tricks, so a resource may hold no
+    control or invisible formatting characters (Unicode Cc, Cf), no ``.`` or ``..`` segment between
+    slashes or backslashes, and no percent-encoded dot, slash or backslash (``%2e``, ``%2f``, ``%5c``):
+    the caller normalises first (RFC 3986 §5.2.4 removes dot segments).
+    """
+    if any(unicodedata.category(ch) in ("Cc", "Cf") for ch in resource):
+        return "A resource may not contain control or invisible formatting characters."
+    if any(segment in (".", "..") for segment in re.split(r"[/\\]", resource)):
+        return "A resource may not contain '.' or '..' segments; normalise it first (RFC 3986 §5.2.4)."
+    if re.search(r"%(2e|2f|5c)", resource, re.IGNORECASE):
+        return "A resource may not contain percent-encoded dots, slashes or backslashes; decode and normalise it first."
+    return None
+
+
 def resource_matches(pattern: str, resource: str) -> bool:
-    """True if ``resource`` (an exact name) falls under ``pattern`` (see ``validate_resource_pattern``)."""
+    """True if ``resource`` (an exact name) falls under ``pattern`` (see ``validate_resource_pattern``).
+
+    Empty matches anything; otherwise a resource with a ``resource_problem`` never matches.
+    """
     if pattern == "":
         return True
+    if resource_problem(resource):
+        return False
     if pattern.endswith("*"):
         return resource.startswith(pattern[:-1])
     return resource == pattern

@@ -13,8 +13,11 @@ from django.db.models import Prefetch, Q, QuerySet
 
 from governance.audit import object_type_of
 from governance.models import AuditEvent
+from governance.roles import can_read_all
+from inventory.models import Agent
+from inventory.permissions import visible_agents_q
 
-from .models import Approval, DelegationGrant, GrantScope
+from .models import Approval, DecisionLog, DelegationGrant, GrantScope
 from .permissions import visible_grants_q
 
 
@@ -76,3 +79,13 @@ def grant_history(grant: DelegationGrant) -> QuerySet[AuditEvent]:
     """The audit events about ``grant`` (its request, approvals, denial, cancellation, revocation,
     expiry), oldest first."""
     return AuditEvent.objects.filter(object_type=object_type_of(grant), object_id=str(grant.pk)).order_by("id")
+
+
+def decision_log_visible(*, user) -> QuerySet[DecisionLog]:
+    """Decision-log entries ``user`` may read, newest first, with agent and asker joined: all of them for
+    IAM admins and auditors (those naming no known agent included), otherwise those of the agents
+    ``user`` may see (``inventory.permissions.visible_agents_q``)."""
+    entries = DecisionLog.objects.all()
+    if not can_read_all(user):
+        entries = entries.filter(agent__in=Agent.objects.filter(visible_agents_q(user)).values("pk"))
+    return entries.select_related("agent", "requested_by").order_by("-decided_at", "-id")

@@ -13,13 +13,23 @@ An agent runtime asks for a task token instead of holding a standing API key (OW
 - ``grant_id``, ``task_id``, ``agent`` (slug) and, for a grant handed on along a chain, ``act``
   (RFC 8693 §4.1): the agents that delegated the work, nearest first, nested.
 
-A token lives ``Policy.task_token_default_seconds`` (900) unless the caller asks for a TTL of 1
-to ``Policy.task_token_max_seconds`` (3600) seconds, and never past the first end up its
-grant's chain. Whether it is *active* is decided at each introspection (RFC 7662) by the same
-rule as the runtime decision (``delegations.decisions.grant_authority``): a token dies at once
-when its grant or a grant up its chain is revoked or expires, when its agent is suspended or its
-attestation overdue, when the workload identity it is bound to is removed, or when it is revoked
-itself. Only the ``jti`` is stored, never the token (invariant 9).
+A token lives ``Policy.task_token_default_seconds`` (default 900; the policy allows 30–3600)
+unless the caller asks for a TTL of 1 to ``Policy.task_token_max_seconds`` seconds (default 3600;
+the policy allows 30–86400), and never past the first end up its grant's chain. ``iat`` and
+``nbf`` are the issuing instant rounded down to the second, ``exp`` the asked end rounded *up*, so
+a token lives at least the seconds asked (and less than one more) and ``expires_in`` is never 0;
+a grant's end is rounded down, and a grant ending less than a second from now gets no token.
+
+Whether a token is *active* is decided at each introspection (RFC 7662), with no write needed
+anywhere else: by the same rule as the runtime decision (``delegations.decisions.grant_authority``)
+a token dies at once when its grant or a grant up its chain is revoked or expires, when its agent
+is not active or its attestation is overdue; and it stays dead for good when its agent's state
+changed after it was issued (``Agent.state_changed_at`` later than the token's ``issued_at``:
+tokens are issued only to active agents, so any later change means the agent left active — a
+suspension ends the tokens in flight and reactivating the agent does not bring them back), when
+the workload identity bound into its ``sub`` is removed or was (re-)added after it was issued
+(removing and re-adding the same SPIFFE ID does not bring it back), or when it is revoked itself.
+Only the ``jti`` is stored, never the token (invariant 9).
 
 Signing keys rotate (``signing_key_rotate``): the active key becomes *retiring* — still
 published in the JWK Set (RFC 7517) and still verifying the tokens it signed — and a new key
@@ -338,6 +348,11 @@ def _whole_second(value: datetime) -> datetime:
     return value.replace(microsecond=0)
 
 
+def _whole_second_up(value: datetime) -> datetime:
+    """``value`` rounded up to the whole second (JWT NumericDate, RFC 7519 §2): never earlier than asked."""
+    return value if value.microsecond == 0 else value.replace(microsecond=0) + timedelta(seconds=1)
+
+
 def _epoch(value: datetime) -> int:
     return math.floor(value.timestamp())
 
@@ -371,15 +386,20 @@ def task_token_issue(
     token) must be the agent's owner or backup owner or an IAM admin (``can_issue_task_token``).
     ``grant`` must authorise at ``now`` by ``delegations.decisions.grant_authority`` (the same rule
     as the runtime decision). ``task_id``: the caller's name for the task (1–200 characters).
-    ``ttl_seconds``: 1 to ``Policy.task_token_max_seconds``, default ``Policy.task_token_default_seconds``;
-    the token expires at ``min(now + ttl, the first end up the grant's chain)``, in whole seconds.
-    ``audience``: the ``aud`` (default ``settings.WARRANT_BASE_URL``). ``workload_identity``: the id
-    of the agent's workload identity to bind into ``sub`` — needed only when it has several.
+    ``ttl_seconds``: 1 to ``Policy.task_token_max_seconds``, default ``Policy.task_token_default_seconds``.
+    The token expires at ``now + ttl`` rounded up to the whole second — so it lives at least ``ttl``
+    seconds and less than one more — or at the first end up the grant's chain rounded down, whichever
+    comes first; ``iat``/``nbf`` are ``now`` rounded down. The row's ``issued_at`` is ``now`` exactly
+    (introspection compares it with later agent and identity changes). ``audience``: the ``aud``
+    (default ``settings.WARRANT_BASE_URL``). ``workload_identity``: the id of the agent's workload
+    identity to bind into ``sub`` — needed only when it has several (ValidationError on
+    ``workload_identity`` naming their ids otherwise, or when it has none).
 
     The JWT (RFC 9068, ``typ: at+jwt``, ES256, header ``kid``) is returned once and never stored;
     the row keeps its ``jti`` and claims. The first token ever issued makes the first signing key.
     One ``task_token.issue`` audit event (without the token). Raises PermissionDenied,
-    ``GrantNotAuthorising`` (a Conflict, 409, with the reason codes), ValidationError.
+    ``GrantNotAuthorising`` (a Conflict, 409, with the reason codes: ``grant_not_approved`` for a
+    pending or denied grant …), Conflict (the grant ends less than a second from now), ValidationError.
     """
     now = now.astimezone(UTC)
     policy = Policy.current()
@@ -407,10 +427,9 @@ def task_token_issue(
         if not authority.ok:
             raise GrantNotAuthorising(grant, authority)
         identity = _choose_identity(agent, workload_identity)
-        issued_at = _whole_second(now)
-        expires_at = _whole_second(min(now + timedelta(seconds=ttl_seconds), authority.ends_at))
-        if expires_at <= now:
-            raise Conflict(f"Grant #{grant.pk} ends within the second; there is no time left for a task token.")
+        expires_at = min(_whole_second_up(now + timedelta(seconds=ttl_seconds)), _whole_second(authority.ends_at))
+        if expires_at - now < timedelta(seconds=1):
+            raise Conflict(f"Grant #{grant.pk} ends in less than a second; there is no time left for a task token.")
         scopes = [
             {"tool": s.tool_name, "access": s.access, "resource_pattern": s.resource_pattern}
             for s in grant.scopes.order_by("tool_name", "access", "resource_pattern")
@@ -427,7 +446,7 @@ def task_token_issue(
             act=act,
             audience=audience,
             kid=key.kid,
-            issued_at=issued_at,
+            issued_at=now,
             expires_at=expires_at,
             issued_by=user if getattr(user, "is_authenticated", False) else None,
             issued_via=actor.label[:200] if actor.type == "integration" else "",
@@ -436,8 +455,8 @@ def task_token_issue(
             "iss": settings.WARRANT_BASE_URL,
             "sub": row.subject,
             "aud": audience,
-            "iat": _epoch(issued_at),
-            "nbf": _epoch(issued_at),
+            "iat": _epoch(now),
+            "nbf": _epoch(now),
             "exp": _epoch(expires_at),
             "jti": str(row.jti),
             "client_id": agent.slug,
@@ -464,7 +483,7 @@ def task_token_issue(
                     "scope": claims["scope"],
                     "aud": audience,
                     "kid": key.kid,
-                    "issued_at": issued_at,
+                    "issued_at": now,
                     "expires_at": expires_at,
                 }
             ),
@@ -600,8 +619,18 @@ def task_token_revoke(
 
 
 def _still_bound(row: TaskToken) -> bool:
-    """True while the workload identity bound into the token's ``sub`` is still one of its agent's."""
-    return any(identity_subject(i) == row.subject for i in row.agent.identities.all())
+    """True while the workload identity bound into the token's ``sub`` is still one of its agent's and
+    was there when the token was issued: an identity removed and re-added (``created_at`` later than
+    the token's ``issued_at``) does not bring the token back."""
+    return any(identity_subject(i) == row.subject and i.created_at <= row.issued_at for i in row.agent.identities.all())
+
+
+def _agent_unchanged(row: TaskToken) -> bool:
+    """True while the token's agent has not changed state since the token was issued. Tokens are issued
+    only to active agents, so a later ``state_changed_at`` means the agent left active (suspended,
+    decommissioned) at some point: its tokens stay dead even once it is reactivated — a suspension ends
+    every token in flight for good."""
+    return row.agent.state_changed_at <= row.issued_at
 
 
 def task_token_introspect(token: str, *, now: datetime, viewer=None) -> dict:
@@ -610,8 +639,10 @@ def task_token_introspect(token: str, *, now: datetime, viewer=None) -> dict:
     ``{"active": false}`` — and nothing else — when the token is malformed, its signature does not
     verify against an active or retiring key (``_verify``), ``exp <= now`` or ``now < nbf`` (whole
     seconds: active at ``exp`` minus one microsecond, inactive at ``exp``), its ``jti`` is unknown,
-    it was revoked, the workload identity it is bound to was removed from its agent, its grant does
-    not authorise at ``now`` (``grant_authority``: grant or a grant up its chain revoked or expired,
+    it was revoked, the workload identity it is bound to was removed from its agent or (re-)added
+    after the token was issued (``_still_bound``), its agent's state changed after the token was
+    issued — even if the agent is active again (``_agent_unchanged``) —, its grant does not
+    authorise at ``now`` (``grant_authority``: grant or a grant up its chain revoked or expired,
     agent not active, attestation overdue), or ``viewer`` (a user; None for no restriction) may not
     see its agent (``inventory.permissions.can_view_agent``: owners their agents', IAM admins and
     auditors all) — so a caller learns nothing of other people's tokens.
@@ -632,7 +663,7 @@ def task_token_introspect(token: str, *, now: datetime, viewer=None) -> dict:
         return dict(INACTIVE)
     if viewer is not None and not can_view_agent(viewer, row.agent):
         return dict(INACTIVE)
-    if not _still_bound(row) or not grant_authority(row.grant_id, now=now).ok:
+    if not _agent_unchanged(row) or not _still_bound(row) or not grant_authority(row.grant_id, now=now).ok:
         return dict(INACTIVE)
     response = {
         "active": True,

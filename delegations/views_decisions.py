@@ -31,13 +31,14 @@ from governance.models import Policy
 from governance.roles import can_read_all, is_agent_owner
 from inventory import selectors as inventory_selectors
 from inventory.models import Agent
-from inventory.permissions import visible_agents_q
 from inventory.views import list_page, list_response, wants_partial, without_empty
 
 from .decisions import REASONS, decide
-from .forms import DecisionLogFilterSet, DecisionTestForm
+from .filters import DecisionLogFilterSet
+from .forms import DecisionTestForm
 from .models import DecisionLog, DelegationGrant
 from .permissions import visible_grants_q
+from .selectors import decision_log_visible
 
 #: Logged decisions an agent's section shows (the rest are in the log, filtered by the agent).
 RECENT_DECISIONS = 10
@@ -53,16 +54,6 @@ def may_test_decisions(user) -> bool:
     """IAM admins and auditors test decisions for any agent; agent owners for the agents they own or back up
     (the form offers only the agents ``user`` may see, and ``decide`` checks again)."""
     return can_read_all(user) or is_agent_owner(user)
-
-
-def decision_log_visible(*, user) -> QuerySet[DecisionLog]:
-    """Decision-log entries ``user`` may read, newest first, with agent and asker joined: all of them for
-    IAM admins and auditors (those naming no known agent included), otherwise those of the agents
-    ``user`` may see (``inventory.permissions.visible_agents_q``)."""
-    entries = DecisionLog.objects.all()
-    if not can_read_all(user):
-        entries = entries.filter(agent__in=Agent.objects.filter(visible_agents_q(user)).values("pk"))
-    return entries.select_related("agent", "requested_by").order_by("-decided_at", "-id")
 
 
 def _explain(entries) -> None:

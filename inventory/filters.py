@@ -9,6 +9,7 @@ from drf_spectacular.utils import extend_schema_field
 from governance.filtering import StrictFilterSet, StrippedModelChoiceFilter, ordering_filter
 
 from .models import Agent, Credential, ImportRun, Team, Tool, WorkloadIdentity
+from .permissions import visible_agents_q
 
 User = get_user_model()
 
@@ -18,9 +19,18 @@ class AgentSlugFilter(StrippedModelChoiceFilter):
     """An agent given by its slug (a string in the OpenAPI schema); surrounding whitespace is ignored."""
 
 
+def _agents_visible(request):
+    """The agents the requesting user may see (all when the filter set is built without a request)."""
+    if request is None:
+        return Agent.objects.all()
+    return Agent.objects.filter(visible_agents_q(request.user))
+
+
 def agent_filter(field_name: str = "agent", **kwargs) -> AgentSlugFilter:
-    """Filter by agent slug; a slug that names no agent is a 400, not an empty list."""
-    return AgentSlugFilter(queryset=Agent.objects.all(), to_field_name="slug", field_name=field_name, **kwargs)
+    """Filter by agent slug among the agents the requesting user may see; any other slug — one that
+    names no agent, or another owner's — is the same 400, so a filter never tells whether an agent the
+    caller may not see exists."""
+    return AgentSlugFilter(queryset=_agents_visible, to_field_name="slug", field_name=field_name, **kwargs)
 
 
 class AgentFilterSet(StrictFilterSet):

@@ -13,17 +13,27 @@ public key), OpenID Connect Core 1.0 §2 and Discovery 1.0 §4 (``iss`` is an ht
 query or fragment), SPIFFE-ID and JWT-SVID (the ``sub`` is a SPIFFE ID in the trust domain whose
 keys signed the token; ``aud`` and ``exp`` required; RS/ES/PS algorithms only).
 
+Refusal messages are read by agent owners (decision reasons): they say what was wrong in plain
+words, echo at most ``MAX_ECHOED_CHARS`` characters of any value the token carries, and never
+carry an exception's text (a TLS or decoder error goes to this module's logger instead). A JWKS
+URL must name a public host (``jwks_url_problem``: no loopback, link-local, private, unspecified
+or multicast address, against server-side request forgery; OWASP SSRF Prevention Cheat Sheet).
+
 Writes to the registry go through ``trusted_issuer_create`` / ``_update`` / ``_delete`` (IAM
 admins; audited in the same transaction, DESIGN.md invariant 2).
 """
 
 from __future__ import annotations
 
+import ipaddress
 import json
+import logging
 import math
 import re
+import socket
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from urllib.parse import urlsplit
@@ -42,6 +52,8 @@ from governance.roles import can_read_all, is_iam_admin
 
 from .models import TrustedIssuer, default_issuer_algorithms
 
+logger = logging.getLogger(__name__)
+
 #: Signature algorithms an issuer may accept: asymmetric only (RFC 7518 §3.3–3.5, RFC 8037).
 #: ``none`` and the HMAC family (HS256/384/512) are never accepted (RFC 8725 §2.1, §3.1).
 ASYMMETRIC_ALGORITHMS = ("RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA")
@@ -56,8 +68,12 @@ MIN_RSA_KEY_BITS = 2048
 
 #: How long a fetched JWK Set is used before it is fetched again, in seconds.
 JWKS_CACHE_SECONDS = 300
-#: How long one fetch of a JWK Set may take, in seconds.
-JWKS_FETCH_TIMEOUT_SECONDS = 5
+#: How long one fetch of a JWK Set may wait on the network, in seconds (per connect and per read).
+JWKS_FETCH_TIMEOUT_SECONDS = 3
+#: After a failed fetch, tokens of that JWKS URL are refused at once (``jwks_unavailable``, no
+#: network) for this many seconds, so that an unreachable issuer costs one timeout per window
+#: instead of one per token (a batch of decisions would otherwise outlast the web worker).
+JWKS_FAILURE_CACHE_SECONDS = 30
 #: After a refetch forced by an unknown ``kid``, the next one waits this long (seconds), so that
 #: tokens naming made-up keys cannot make Warrant fetch the issuer's key set on every request.
 JWKS_REFRESH_COOLDOWN_SECONDS = 30
@@ -77,6 +93,12 @@ MAX_SPIFFE_ID_BYTES = 2048
 MAX_NUMERIC_DATE = 253402300799
 
 LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
+#: The longest value from a token that a message echoes, in characters; a longer one is cut to
+#: this length, ending in "…".
+MAX_ECHOED_CHARS = 64
+
+#: The clock of the JWKS caches: seconds, monotonic. Tests replace it to move time.
+jwks_clock: Callable[[], float] = time.monotonic
 
 _SPIFFE_SCHEME = "spiffe://"
 _TRUST_DOMAIN_RE = re.compile(r"[a-z0-9._-]+\Z")
@@ -117,6 +139,22 @@ class IdentityTokenError(Exception):
         super().__init__(f"{code}: {message}")
         self.code = code
         self.message = message
+
+
+def _echo(value) -> str:
+    """``value`` (from a token) quoted for a message: at most ``MAX_ECHOED_CHARS`` characters,
+    a longer one cut and ending in "…", unprintable characters shown as "?"."""
+    text = value if isinstance(value, str) else str(value)
+    if len(text) > MAX_ECHOED_CHARS:
+        text = text[: MAX_ECHOED_CHARS - 1] + "…"
+    return "'" + "".join(ch if ch.isprintable() else "?" for ch in text) + "'"
+
+
+def _keys_unavailable(issuer: TrustedIssuer) -> IdentityTokenError:
+    """The one ``jwks_unavailable`` refusal an owner reads, whatever the cause (logged apart)."""
+    return IdentityTokenError(
+        "jwks_unavailable", f"The signing keys of issuer {issuer.name!r} could not be fetched or read."
+    )
 
 
 @dataclass(frozen=True)
@@ -222,12 +260,81 @@ def _https_url_problem(value: str, *, what: str) -> str | None:
     return None
 
 
+#: Shorthand IPv4 forms the system resolver reads as addresses (``127.1``, ``2130706433``,
+#: ``0x7f.0.0.1``, ``0177.0.0.1``), which ``ipaddress`` does not accept.
+_IPV4_SHORTHAND_RE = re.compile(r"[0-9a-fx.]+\Z")
+
+
+def _ip_literal(host: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    """The address ``host`` (lowercase, IDNA-encoded) spells, or None for a host name; an
+    IPv4-mapped IPv6 address (``::ffff:a.b.c.d``) is its IPv4 address."""
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        if not _IPV4_SHORTHAND_RE.match(host):
+            return None
+        try:
+            address = ipaddress.IPv4Address(socket.inet_aton(host))
+        except OSError:
+            return None
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        return address.ipv4_mapped
+    return address
+
+
+def _jwks_host_problem(host: str) -> str | None:
+    """Why Warrant must not fetch keys from ``host`` (a URL's host name or IP literal), or None.
+
+    Refused, against server-side request forgery (OWASP SSRF Prevention Cheat Sheet; cloud
+    metadata answers at the link-local 169.254.169.254): IP literals that are loopback,
+    link-local, private (RFC 1918, RFC 4193 fc00::/7, and the other non-global ranges of RFC 6890),
+    unspecified or multicast, in any spelling the resolver accepts (``127.1``, ``2130706433``,
+    IPv4-mapped IPv6, full-width digits), and the names ``localhost`` / ``*.localhost``
+    (RFC 6761 §6.3). Loopback (127.0.0.0/8, ::1, localhost) stays allowed while
+    ``http_jwks_allowed()``, for development identity providers. Host names are not resolved.
+    """
+    try:
+        name = host.encode("idna").decode("ascii").lower().rstrip(".")
+    except UnicodeError:
+        return "The JWKS URL's host is not a valid host name."
+    kind: str | None
+    if name == "localhost" or name.endswith(".localhost"):
+        kind = "loopback"
+    else:
+        address = _ip_literal(name)
+        if address is None:
+            return None
+        if address.is_loopback:
+            kind = "loopback"
+        elif address.is_link_local:
+            kind = "link-local"
+        elif address.is_unspecified:
+            kind = "unspecified"
+        elif address.is_multicast:
+            kind = "multicast"
+        elif address.is_private:
+            kind = "private"
+        elif not address.is_global:
+            kind = "reserved (non-public)"
+        else:
+            kind = None
+    if kind is None or (kind == "loopback" and http_jwks_allowed()):
+        return None
+    hint = " (loopback only when DEBUG or WARRANT_ALLOW_HTTP_JWKS is on)" if kind == "loopback" else ""
+    return f"The JWKS URL's host is a {kind} address; Warrant fetches signing keys only from public hosts{hint}."
+
+
 def jwks_url_problem(url: str) -> str | None:
-    """Why ``url`` cannot be a JWKS URL, or None: https only (see ``http_jwks_allowed``), and no
-    literal secret in it (DESIGN.md invariant 9; rules in ``inventory.secrets``)."""
+    """Why ``url`` cannot be a JWKS URL, or None: https only (see ``http_jwks_allowed``), a public
+    host (``_jwks_host_problem``: no loopback, link-local, private, unspecified or multicast
+    address, no ``localhost``), and no literal secret in it (DESIGN.md invariant 9; rules in
+    ``inventory.secrets``)."""
     from .secrets import url_refusal
 
-    return _https_url_problem(url, what="JWKS URL") or url_refusal(url)
+    problem = _https_url_problem(url, what="JWKS URL")
+    if problem:
+        return problem
+    return _jwks_host_problem(urlsplit(url).hostname) or url_refusal(url)
 
 
 def oidc_issuer_problem(issuer: str) -> str | None:
@@ -536,37 +643,57 @@ def trusted_issuer_delete(*, actor: Actor, trusted_issuer: TrustedIssuer) -> Non
 # --- remote key sets ------------------------------------------------------------------------
 
 
+class _RecentFailure(Exception):
+    """A JWKS URL failed less than ``JWKS_FAILURE_CACHE_SECONDS`` ago; no fetch was tried."""
+
+
 class _RemoteKeySet:
-    """A JWKS URL's keys through ``jwt.PyJWKClient`` (fetch with a 5 s timeout and no redirects;
-    the parsed set cached for ``JWKS_CACHE_SECONDS``), plus at most one refetch per
-    ``JWKS_REFRESH_COOLDOWN_SECONDS`` for a ``kid`` the cached set lacks (key rotation).
+    """A JWKS URL's keys: fetched through ``jwt.PyJWKClient`` (https, no redirects, a
+    ``JWKS_FETCH_TIMEOUT_SECONDS`` network timeout), the parsed set kept ``JWKS_CACHE_SECONDS``,
+    at most one refetch per ``JWKS_REFRESH_COOLDOWN_SECONDS`` for a ``kid`` the set lacks (key
+    rotation), and after a failed fetch no new one for ``JWKS_FAILURE_CACHE_SECONDS`` (each
+    fetch in that window raises ``_RecentFailure`` at once). Times come from ``jwks_clock``.
 
     Keys are looked up in the cached *set*, never in a per-key cache, so that a key the issuer
-    withdraws stops verifying at the next fetch.
+    withdraws stops verifying at the next fetch. A stale set is never served after a failed
+    fetch. One fetch per URL at a time: a request arriving during a fetch waits for its outcome.
     """
 
     def __init__(self, url: str):
-        self.client = jwt.PyJWKClient(
-            url,
-            cache_keys=False,
-            cache_jwk_set=True,
-            lifespan=JWKS_CACHE_SECONDS,
-            timeout=JWKS_FETCH_TIMEOUT_SECONDS,
-        )
+        self.client = jwt.PyJWKClient(url, cache_keys=False, cache_jwk_set=False, timeout=JWKS_FETCH_TIMEOUT_SECONDS)
         self._lock = threading.Lock()
+        self._keys: jwt.PyJWKSet | None = None
+        self._fetched_at = 0.0
+        self._failed_until: float | None = None
         self._last_forced_refresh: float | None = None
 
     def keys(self) -> jwt.PyJWKSet:
-        return self.client.get_jwk_set()
+        """The cached set while it is fresh, else the set fetched now."""
+        with self._lock:
+            if self._keys is not None and jwks_clock() - self._fetched_at < JWKS_CACHE_SECONDS:
+                return self._keys
+            return self._fetch()
 
     def refreshed_keys(self) -> jwt.PyJWKSet | None:
         """The set fetched again now, or None while the cooldown after the last forced refetch runs."""
         with self._lock:
             last = self._last_forced_refresh
-            if last is not None and time.monotonic() - last < JWKS_REFRESH_COOLDOWN_SECONDS:
+            if last is not None and jwks_clock() - last < JWKS_REFRESH_COOLDOWN_SECONDS:
                 return None
-            self._last_forced_refresh = time.monotonic()
-        return self.client.get_jwk_set(refresh=True)
+            self._last_forced_refresh = jwks_clock()
+            return self._fetch()
+
+    def _fetch(self) -> jwt.PyJWKSet:
+        """Fetch and parse the set (the caller holds the lock); any failure opens the failure window."""
+        if self._failed_until is not None and jwks_clock() < self._failed_until:
+            raise _RecentFailure()
+        try:
+            key_set = self.client.get_jwk_set()
+        except Exception:
+            self._failed_until = jwks_clock() + JWKS_FAILURE_CACHE_SECONDS
+            raise
+        self._keys, self._fetched_at, self._failed_until = key_set, jwks_clock(), None
+        return key_set
 
 
 _remote_key_sets: dict[str, _RemoteKeySet] = {}
@@ -584,19 +711,30 @@ def _remote_key_set(url: str) -> _RemoteKeySet:
 
 
 def jwks_cache_clear() -> None:
-    """Forget every fetched JWK Set in this process (the next verification fetches again)."""
+    """Forget every fetched JWK Set and every recent fetch failure in this process (the next
+    verification fetches again)."""
     with _remote_key_sets_lock:
         _remote_key_sets.clear()
 
 
 def _fetch(call, issuer: TrustedIssuer):
-    """Run ``call`` (a fetch of ``issuer``'s key set); any failure is ``jwks_unavailable``."""
+    """Run ``call`` (a fetch of ``issuer``'s key set). Any failure is ``jwks_unavailable`` with a
+    plain message; what went wrong (TLS, HTTP status, decoding) is logged as a warning, once per
+    failed fetch, never put in the message."""
     try:
         return call()
-    except (jwt.PyJWTError, ValueError, RecursionError, OSError) as exc:
-        raise IdentityTokenError(
-            "jwks_unavailable", f"Issuer {issuer.name!r}'s JWK Set could not be fetched or read: {exc}"
-        ) from exc
+    except _RecentFailure:
+        raise _keys_unavailable(issuer) from None
+    except Exception as exc:  # a network or parse boundary: nothing from here may reach the caller as a 500
+        logger.warning(
+            "JWK Set of trusted issuer %r (%s) could not be fetched or read; refusing its tokens for %s s: %s: %s",
+            issuer.name,
+            issuer.jwks_url,
+            JWKS_FAILURE_CACHE_SECONDS,
+            type(exc).__name__,
+            exc,
+        )
+        raise _keys_unavailable(issuer) from exc
 
 
 # --- verification ---------------------------------------------------------------------------
@@ -617,7 +755,11 @@ def _unverified(token) -> tuple[dict, dict]:
         header = jwt.get_unverified_header(token)
         claims = jwt.decode(token, options={"verify_signature": False})
     except jwt.PyJWTError as exc:
-        raise IdentityTokenError("token_malformed", f"The identity token cannot be read: {exc}")
+        logger.debug("Unreadable identity token: %s", exc)
+        raise IdentityTokenError(
+            "token_malformed",
+            "The identity token cannot be read: its header and claims must be base64url-encoded JSON objects.",
+        )
     return header, claims
 
 
@@ -637,7 +779,7 @@ def _select_issuer(claims: dict) -> TrustedIssuer:
     found = {row.kind: row for row in TrustedIssuer.objects.filter(match, enabled=True)}
     issuer = found.get(TrustedIssuer.Kind.SPIFFE) or found.get(TrustedIssuer.Kind.OIDC)
     if issuer is None:
-        named = " or ".join(repr(n) for n in (trust_domain, iss) if n)
+        named = " or ".join(_echo(n) for n in (trust_domain, iss) if n)
         raise IdentityTokenError("issuer_unknown", f"No enabled trusted issuer for {named}.")
     return issuer
 
@@ -658,7 +800,8 @@ def _key_for(issuer: TrustedIssuer, header: dict) -> jwt.PyJWK:
         url = issuer.jwks_url
         problem = jwks_url_problem(url)
         if problem:
-            raise IdentityTokenError("jwks_unavailable", f"Issuer {issuer.name!r}: {problem}")
+            logger.warning("JWKS URL of trusted issuer %r is not fetched: %s (%s)", issuer.name, problem, url)
+            raise _keys_unavailable(issuer)
         source = _remote_key_set(url)
         key = pick(_fetch(source.keys, issuer))
         if key is None and kid is not None:
@@ -667,17 +810,24 @@ def _key_for(issuer: TrustedIssuer, header: dict) -> jwt.PyJWK:
     else:
         try:
             key = pick(jwt.PyJWKSet.from_dict(issuer.jwks))
-        except jwt.PyJWTError as exc:
-            raise IdentityTokenError("jwks_unavailable", f"Issuer {issuer.name!r}'s JWK Set cannot be read: {exc}")
+        except (jwt.PyJWTError, AttributeError, TypeError, ValueError) as exc:
+            logger.warning(
+                "Static JWK Set of trusted issuer %r cannot be read: %s: %s", issuer.name, type(exc).__name__, exc
+            )
+            raise _keys_unavailable(issuer)
     if key is None:
         if kid is None:
             raise IdentityTokenError(
                 "key_unknown", f"The token names no key (kid) and issuer {issuer.name!r} has more than one."
             )
-        raise IdentityTokenError("key_unknown", f"Issuer {issuer.name!r} has no signing key with kid {kid!r}.")
+        raise IdentityTokenError("key_unknown", f"Issuer {issuer.name!r} has no signing key with kid {_echo(kid)}.")
     if not _is_public_key(key.key):
+        logger.warning(
+            "Trusted issuer %r publishes private key material (kid %r); its tokens are refused.", issuer.name, kid
+        )
         raise IdentityTokenError(
-            "jwks_unavailable", f"Issuer {issuer.name!r} publishes private key material as key {kid!r}; refusing it."
+            "jwks_unavailable",
+            f"Issuer {issuer.name!r} publishes private key material as key {_echo(kid)}; refusing it.",
         )
     return key
 
@@ -755,16 +905,22 @@ def _decode(token: str, issuer: TrustedIssuer, key: jwt.PyJWK) -> dict:
         raise IdentityTokenError(
             "signature_invalid", f"The signature does not verify with issuer {issuer.name!r}'s key."
         )
-    except jwt.InvalidAlgorithmError as exc:
-        raise IdentityTokenError("algorithm_not_allowed", str(exc))
+    except jwt.InvalidAlgorithmError:
+        raise IdentityTokenError(
+            "algorithm_not_allowed", f"The token's algorithm is not allowed for issuer {issuer.name!r}."
+        )
     except jwt.InvalidKeyError as exc:
-        raise IdentityTokenError("signature_invalid", f"Issuer {issuer.name!r}'s key cannot be trusted: {exc}")
+        logger.warning("A key of trusted issuer %r cannot be trusted: %s", issuer.name, exc)
+        raise IdentityTokenError(
+            "signature_invalid", f"Issuer {issuer.name!r}'s key cannot be trusted (too short or unusable)."
+        )
     except InvalidSubjectError:
         raise IdentityTokenError("subject_invalid", "The sub claim is not a string.")
     except jwt.InvalidIssuerError:
         raise IdentityTokenError("issuer_unknown", "The iss claim does not match the issuer.")
     except jwt.PyJWTError as exc:
-        raise IdentityTokenError("token_malformed", f"The identity token cannot be read: {exc}")
+        logger.debug("Identity token refused by jwt.decode: %s: %s", type(exc).__name__, exc)
+        raise IdentityTokenError("token_malformed", "The identity token cannot be read.")
 
 
 def verify_identity_token(token: str, *, now: datetime) -> VerifiedSubject:
@@ -779,13 +935,16 @@ def verify_identity_token(token: str, *, now: datetime) -> VerifiedSubject:
     (so ``none`` and HS*: RFC 8725 §2.1); find the enabled issuer (one query: the SPIFFE trust
     domain of ``sub``, else the OIDC issuer equal to ``iss``); refuse an ``alg`` the issuer does
     not list or that does not fit the named key; take the key by ``kid`` from the static set or
-    the JWKS URL (fetched with ``jwt.PyJWKClient``: cached 300 s, 5 s timeout, refetched when the
-    ``kid`` is new); ``jwt.decode``; check times against ``now``; check the subject (SPIFFE: a
-    valid SPIFFE ID with a path, in the issuer's trust domain, per SPIFFE-ID §2 and JWT-SVID §3.1).
+    the JWKS URL (fetched with ``jwt.PyJWKClient``: cached 300 s, 3 s timeout, refetched when the
+    ``kid`` is new; after a failed fetch, refused at once for 30 s); ``jwt.decode``; check times
+    against ``now``; check the subject (SPIFFE: a valid SPIFFE ID with a path, in the issuer's
+    trust domain, per SPIFFE-ID §2 and JWT-SVID §3.1).
 
-    Raises ``IdentityTokenError`` with ``code`` one of ``IdentityTokenError.CODES``; ``ValueError``
-    if ``now`` is naive. Makes one database query, plus a network fetch only when a JWKS URL's
-    set is not cached (or a new ``kid`` forces one).
+    Raises ``IdentityTokenError`` with ``code`` one of ``IdentityTokenError.CODES`` and a message
+    fit for the agent's owner (token values cut to ``MAX_ECHOED_CHARS``, no exception text);
+    ``ValueError`` if ``now`` is naive. Makes one database query, plus a network fetch only when a
+    JWKS URL's set is not cached (or a new ``kid`` forces one) and it has not failed in the last
+    ``JWKS_FAILURE_CACHE_SECONDS``.
     """
     if now.tzinfo is None or now.utcoffset() is None:
         raise ValueError("now must be timezone-aware (UTC).")
@@ -796,7 +955,7 @@ def verify_identity_token(token: str, *, now: datetime) -> VerifiedSubject:
     if alg not in ASYMMETRIC_ALGORITHMS:
         raise IdentityTokenError(
             "algorithm_not_allowed",
-            f"The algorithm {alg!r} is never accepted; only asymmetric ones: {', '.join(ASYMMETRIC_ALGORITHMS)}.",
+            f"The algorithm {_echo(alg)} is never accepted; only asymmetric ones: {', '.join(ASYMMETRIC_ALGORITHMS)}.",
         )
     if "kid" in header and not isinstance(header["kid"], str):
         raise IdentityTokenError("token_malformed", "The token's kid is not a string.")
@@ -807,7 +966,7 @@ def verify_identity_token(token: str, *, now: datetime) -> VerifiedSubject:
         extra = sorted(set(header) - JWT_SVID_HEADER_PARAMETERS)
         if extra:
             raise IdentityTokenError(
-                "token_malformed", f"A JWT-SVID header carries only alg, kid and typ, not {extra}."
+                "token_malformed", f"A JWT-SVID header carries only alg, kid and typ, not {_echo(', '.join(extra))}."
             )
         if header.get("typ", "JWT") not in ("JWT", "JOSE"):
             raise IdentityTokenError("token_malformed", "A JWT-SVID's typ is JWT or JOSE.")
@@ -819,7 +978,7 @@ def verify_identity_token(token: str, *, now: datetime) -> VerifiedSubject:
     key = _key_for(issuer, header)
     if not _fits(key, alg):
         raise IdentityTokenError(
-            "algorithm_not_allowed", f"The algorithm {alg} does not fit key {key.key_id!r} ({key.key_type})."
+            "algorithm_not_allowed", f"The algorithm {alg} does not fit key {_echo(key.key_id)} ({key.key_type})."
         )
 
     verified = _decode(token, issuer, key)

@@ -24,7 +24,7 @@ from governance.models import Policy
 from governance.roles import can_own_agents, is_iam_admin
 
 from .models import RESERVED_AGENT_SLUGS, AccessLevel, Agent, Credential, Team, Tool, WorkloadIdentity
-from .permissions import can_change_agent, can_register_agent, can_transfer_ownership
+from .permissions import can_change_agent, can_register_agent, can_transfer_ownership, can_view_agent
 
 User = get_user_model()
 
@@ -466,11 +466,13 @@ def workload_identity_add(
             .first()
         )
         if taken is not None:
+            # Name the holder only to someone who may see it: the refusal must not reveal other owners' agents.
+            if actor.is_system or can_view_agent(actor.user, taken.agent):
+                holder = f"agent {taken.agent.slug}"
+            else:
+                holder = "another agent (one you cannot see; an IAM admin can tell which)"
             raise ValidationError(
-                {
-                    "identifier": f"This identity already belongs to agent {taken.agent.slug}; "
-                    "each agent needs its own (OWASP NHI9)."
-                }
+                {"identifier": f"This identity already belongs to {holder}; each agent needs its own (OWASP NHI9)."}
             )
         identity.save()
         audit_record(

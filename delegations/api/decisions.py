@@ -18,6 +18,7 @@ from rest_framework.decorators import action
 from rest_framework.response import Response
 
 from delegations.decisions import Decision, DecisionRequest, Subject, decide, decision_log_write, reason
+from delegations.models import resource_problem
 from governance.api.serializers import StrictInputSerializer
 from governance.api.viewsets import WarrantViewSet
 from governance.models import MAX_DELEGATION_DEPTH, IntegrationToken
@@ -61,6 +62,12 @@ class DecisionInputSerializer(StrictInputSerializer):
         help_text="The grant ids the agent claims to act under: its own grant first, then up to the root.",
     )
 
+    def validate_resource(self, value):
+        problem = resource_problem(value)
+        if problem:
+            raise serializers.ValidationError(problem)
+        return value
+
     def validate(self, attrs):
         given = [name for name in ("workload_identity", "identity_token") if attrs.get(name)]
         if len(given) != 1:
@@ -75,7 +82,15 @@ class DecisionInputSerializer(StrictInputSerializer):
 class DecisionBatchInputSerializer(StrictInputSerializer):
     """Up to ``MAX_BATCH`` decision requests, decided one by one, answered in the same order."""
 
-    requests = serializers.ListField(child=DecisionInputSerializer(), min_length=1, max_length=MAX_BATCH)
+    requests = serializers.ListField(
+        child=DecisionInputSerializer(),
+        min_length=1,
+        max_length=MAX_BATCH,
+        error_messages={
+            "min_length": "Send at least one request.",
+            "max_length": f"Send at most {MAX_BATCH} requests in one batch.",
+        },
+    )
 
 
 DECISION_RESPONSE = inline_serializer(
@@ -119,6 +134,10 @@ class DecisionViewSet(WarrantViewSet):
     read_scope = IntegrationToken.Scope.DECISIONS_CHECK
     write_scope = IntegrationToken.Scope.DECISIONS_CHECK
     http_method_names = ["post", "options"]
+    serializer_class = DecisionInputSerializer  # describes the request body to OPTIONS
+
+    def get_serializer_class(self):
+        return DecisionBatchInputSerializer if self.action == "batch" else DecisionInputSerializer
 
     def _decide_one(self, data: dict, now) -> dict:
         request = self.request

@@ -6,16 +6,21 @@
 - ``POST /api/v1/tokens/revoke`` — ``{"token"}`` or ``{"jti"}``; scope ``tokens:issue``.
 - ``POST /api/v1/introspect`` — form-encoded (RFC 7662 §2.1) or JSON ``token``; scope ``tokens:introspect``.
 - ``GET /.well-known/jwks.json`` and ``GET /api/v1/jwks`` — public, cached 300 s.
-- ``POST /api/v1/signing-keys/rotate`` — IAM admins.
+- ``POST /api/v1/signing-keys/rotate`` — IAM admins, scope ``tokens:issue``.
 
 Every endpoint parses with a strict input serializer (unknown fields are a 400) and calls one
-function of ``delegations.tokens``, where the rules live.
+function of ``delegations.tokens``, where the rules live. The caller authenticates with its
+integration token (``Authorization: Bearer``) or session, never with OAuth client credentials:
+RFC 6749 §2.3 ``client_id``/``client_secret`` sent in the body of an introspection or revocation
+request (as generic RFC 7662/7009 clients do) are accepted and ignored. ``OPTIONS`` answers as on
+every other endpoint of the API — 200 with the endpoint's description for a caller who may read
+it (with an integration token: the endpoint's scope) — and a method an endpoint does not serve is
+405 with ``Allow`` whoever asks (``ServedMethodsOnly``).
 """
 
 from __future__ import annotations
 
 import math
-import re
 import uuid
 
 from django.urls import re_path
@@ -23,9 +28,10 @@ from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiResponse, extend_schema, inline_serializer
 from rest_framework import serializers, status
+from rest_framework.exceptions import MethodNotAllowed
 from rest_framework.generics import GenericAPIView
 from rest_framework.parsers import FormParser
-from rest_framework.permissions import AllowAny, BasePermission, IsAuthenticated
+from rest_framework.permissions import SAFE_METHODS, AllowAny, BasePermission, IsAuthenticated
 from rest_framework.response import Response
 
 from delegations import tokens
@@ -38,18 +44,21 @@ from governance.models import IntegrationToken
 from governance.roles import is_iam_admin
 from inventory.permissions import can_view_agent
 
-#: A JWT in compact serialization: three base64url parts (RFC 7515 §7.1).
-_COMPACT_JWT = re.compile(r"^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$")
+#: The longest ``client_id``/``client_secret`` read (and ignored) in a request body.
+_MAX_CLIENT_CREDENTIAL = 1000
 
 
 # --- serializers ----------------------------------------------------------------------------
 
 
 class TaskTokenIssueInputSerializer(StrictInputSerializer):
-    """``task_id`` (required, 1–200 characters: the caller's name for the task), ``ttl_seconds``
-    (optional: 1 to the policy's longest, default the policy's default — 900), ``audience``
-    (optional ``aud``, default Warrant's base URL) and ``workload_identity`` (optional: the id of
-    the agent's workload identity bound into ``sub``; needed when it has several)."""
+    """``task_id`` (required, 1–200 characters: the caller's name for the task); ``ttl_seconds``
+    (optional, whole seconds from 1 to ``Policy.task_token_max_seconds``, 3600 unless changed, settable
+    30–86400; when absent, ``Policy.task_token_default_seconds``, 900 unless changed, settable 30–3600);
+    ``audience`` (optional ``aud``, default ``settings.WARRANT_BASE_URL``: a resource server compares
+    ``aud`` with its own identifier) and ``workload_identity`` (optional: the id of the agent's
+    workload identity bound into ``sub``; needed when the agent has several, else 400 on
+    ``workload_identity`` listing their ids)."""
 
     task_id = serializers.CharField(max_length=tokens.MAX_TASK_ID)
     ttl_seconds = serializers.IntegerField(required=False, allow_null=True)
@@ -59,8 +68,9 @@ class TaskTokenIssueInputSerializer(StrictInputSerializer):
 
 class TaskTokenIssuedSerializer(serializers.Serializer):
     """The issued token, shown once: ``token`` (the JWT), ``token_type`` (``Bearer``), ``expires_at``
-    (UTC) and ``expires_in`` (whole seconds from now), ``jti``, the ``grant`` (id), ``task_id`` and
-    ``scope`` (space-separated ``tool:access``)."""
+    (UTC) and ``expires_in`` (whole seconds from now, rounded down: ``ttl_seconds`` unless the grant
+    ends sooner, never 0), ``jti``, the ``grant`` (id), ``task_id`` and ``scope`` (space-separated
+    ``tool:access``)."""
 
     token = serializers.CharField(read_only=True)
     token_type = serializers.CharField(read_only=True)
@@ -72,19 +82,25 @@ class TaskTokenIssuedSerializer(serializers.Serializer):
     scope = serializers.CharField(read_only=True)
 
 
-class TaskTokenRevokeInputSerializer(StrictInputSerializer):
-    """Exactly one of ``token`` (the JWT) or ``jti`` (its UUID); ``token_type_hint`` (RFC 7009 §2.1,
-    accepted and ignored) and ``reason`` (kept in the audit trail) are optional."""
+class ClientCredentialsIgnored(StrictInputSerializer):
+    """``client_id`` and ``client_secret`` (RFC 6749 §2.3.1, which generic RFC 7662/7009 clients send
+    in the body): accepted and ignored — the caller is authenticated by its bearer integration token
+    or session, never by these. Neither is stored, logged or echoed."""
 
-    token = serializers.CharField(max_length=tokens.MAX_TOKEN_LENGTH, required=False)
+    client_id = serializers.CharField(max_length=_MAX_CLIENT_CREDENTIAL, required=False, allow_blank=True)
+    client_secret = serializers.CharField(max_length=_MAX_CLIENT_CREDENTIAL, required=False, allow_blank=True)
+
+
+class TaskTokenRevokeInputSerializer(ClientCredentialsIgnored):
+    """Exactly one of ``token`` (a string: any text, RFC 7009 §2.2 — one Warrant did not issue, even
+    malformed, is answered ``{"revoked": false}``, not an error) or ``jti`` (a UUID); ``token_type_hint``
+    (RFC 7009 §2.1), ``client_id`` and ``client_secret`` are accepted and ignored; ``reason`` (kept in
+    the audit trail) is optional. An empty ``token`` counts as absent (RFC 6749 §3.1)."""
+
+    token = serializers.CharField(required=False, trim_whitespace=False)
     jti = serializers.CharField(max_length=64, required=False)
     token_type_hint = serializers.CharField(max_length=100, required=False)
     reason = serializers.CharField(max_length=2000, required=False, allow_blank=True, default="")
-
-    def validate_token(self, value):
-        if not _COMPACT_JWT.match(value):
-            raise serializers.ValidationError("Not a task token: a JWT is three base64url parts joined by dots.")
-        return value
 
     def validate_jti(self, value):
         try:
@@ -98,10 +114,12 @@ class TaskTokenRevokeInputSerializer(StrictInputSerializer):
         return attrs
 
 
-class IntrospectInputSerializer(StrictInputSerializer):
-    """RFC 7662 §2.1: ``token`` (required) and ``token_type_hint`` (optional, ignored)."""
+class IntrospectInputSerializer(ClientCredentialsIgnored):
+    """RFC 7662 §2.1: ``token`` (required, any text: one that is not an active task token is answered
+    ``{"active": false}``); ``token_type_hint``, ``client_id`` and ``client_secret`` are accepted and
+    ignored. Any other parameter is a 400."""
 
-    token = serializers.CharField(max_length=tokens.MAX_TOKEN_LENGTH, trim_whitespace=False)
+    token = serializers.CharField(trim_whitespace=False)
     token_type_hint = serializers.CharField(max_length=100, required=False)
 
 
@@ -155,7 +173,7 @@ def task_token_issue_response(view, grant: DelegationGrant) -> Response:
         "token": token,
         "token_type": "Bearer",
         "expires_at": row.expires_at,
-        "expires_in": max(0, math.floor((row.expires_at - now).total_seconds())),
+        "expires_in": math.floor((row.expires_at - now).total_seconds()),  # at least 1 (task_token_issue)
         "jti": row.jti,
         "grant": grant.pk,
         "task_id": row.task_id,
@@ -169,9 +187,14 @@ def task_token_issue_response(view, grant: DelegationGrant) -> Response:
 TASK_TOKEN_ISSUE_SCHEMA = extend_schema(
     summary="Issue a task token for this grant",
     description="A short-lived signed token (JWT access token, RFC 9068, ES256) for one task under this grant, "
-    "bound to the agent's workload identity. `task_id` is required; `ttl_seconds` 1 to the policy's longest "
-    "(default 900); the token never outlives the grant or a grant up its chain. The agent's owner or backup "
-    "owner, or an IAM admin. 409 with `reasons` when the grant does not authorise now; the token is shown "
+    "bound to the agent's workload identity. `task_id` is required. `ttl_seconds`: 1 to the policy's longest "
+    "(`task_token_max_seconds`, default 3600), default the policy's `task_token_default_seconds` (900); `exp` "
+    "is rounded up to the second, so the token lives at least that long and `expires_in` is never 0; it never "
+    "outlives the grant or a grant up its chain. `audience`: the `aud` claim, default Warrant's base URL "
+    "(`WARRANT_BASE_URL`). `workload_identity`: the id of the agent's workload identity bound into `sub`, "
+    "needed when the agent has several (400 listing their ids otherwise). The agent's owner or backup owner, "
+    "or an IAM admin. 409 with `reasons` when the grant does not authorise now (`grant_not_approved` for a "
+    "pending or denied grant, `grant_revoked`, `grant_expired`, `agent_not_active` …); the token is shown "
     "once and never stored.",
     request=TaskTokenIssueInputSerializer,
     responses={201: TaskTokenIssuedSerializer},
@@ -181,8 +204,23 @@ TASK_TOKEN_ISSUE_SCHEMA = extend_schema(
 # --- revoke, introspect, JWK Set, rotation --------------------------------------------------
 
 
+class ServedMethodsOnly(BasePermission):
+    """405 (with ``Allow``) for a method the view does not serve, before any other permission is
+    checked — whoever asks, with whatever token scopes. DRF otherwise checks permissions first, so
+    ``GET`` on a ``POST``-only endpoint answered 403 to a token lacking the read scope and 405 to
+    one holding it. Put it first in ``permission_classes``."""
+
+    def has_permission(self, request, view):
+        method = request.method.lower()
+        if method not in view.http_method_names or getattr(view, method, None) is None:
+            raise MethodNotAllowed(request.method)
+        return True
+
+
 class TokenEndpoint(GenericAPIView):
-    """Base of the task-token endpoints: JSON errors, no pagination, strict input."""
+    """Base of the task-token endpoints: JSON errors, no pagination, strict input. ``serializer_class``
+    is the input serializer (it describes the body in an ``OPTIONS`` answer); ``read_scope`` is the
+    endpoint's own scope, so that ``OPTIONS`` needs what ``POST`` needs."""
 
     pagination_class = None
     http_method_names = ["post", "options"]
@@ -196,16 +234,21 @@ class TokenEndpoint(GenericAPIView):
 class TaskTokenRevokeView(TokenEndpoint):
     """``POST /api/v1/tokens/revoke`` (RFC 7009): revoke a task token named by ``token`` or ``jti``."""
 
-    permission_classes = [IsAuthenticated, TokenScopePermission, AuditorsReadOnly]
+    permission_classes = [ServedMethodsOnly, IsAuthenticated, TokenScopePermission, AuditorsReadOnly]
     parser_classes = [JSONParser, FormParser]
+    serializer_class = TaskTokenRevokeInputSerializer
+    read_scope = IntegrationToken.Scope.TOKENS_ISSUE
     write_scope = IntegrationToken.Scope.TOKENS_ISSUE
 
     @extend_schema(
         summary="Revoke a task token (RFC 7009)",
         description='Name it by `token` (the JWT) or `jti`. 200 `{"revoked": true}` once it is revoked '
-        '(again: nothing more is recorded); `{"revoked": false}` for a token Warrant does not know, did not '
-        "sign, or whose agent the caller may not see (RFC 7009 §2.2). 400 for a malformed body; 403 when the "
-        "caller sees the agent but may not act for it.",
+        '(again: nothing more is recorded); `{"revoked": false}` for a token Warrant does not know or did not '
+        "sign — malformed text included, an invalid token is not an error (RFC 7009 §2.2) — or whose agent "
+        "the caller may not see. `token_type_hint`, `client_id` and `client_secret` are accepted and ignored "
+        "(the bearer token authenticates the caller). 400 when neither or both of `token` and `jti` are given, "
+        "`token` is not a string, or `jti` is not a UUID; 403 when the caller sees the agent but may not act "
+        "for it.",
         request=TaskTokenRevokeInputSerializer,
         responses={200: REVOKE_RESPONSE},
     )
@@ -226,18 +269,22 @@ class TaskTokenRevokeView(TokenEndpoint):
 class IntrospectView(TokenEndpoint):
     """``POST /api/v1/introspect`` (RFC 7662): whether a task token is active now, and what it says."""
 
-    permission_classes = [IsAuthenticated, TokenScopePermission]
+    permission_classes = [ServedMethodsOnly, IsAuthenticated, TokenScopePermission]
     parser_classes = [FormParser, JSONParser]
+    serializer_class = IntrospectInputSerializer
     read_scope = IntegrationToken.Scope.TOKENS_INTROSPECT
     write_scope = IntegrationToken.Scope.TOKENS_INTROSPECT
 
     @extend_schema(
         summary="Introspect a task token (RFC 7662)",
-        description="`token` form-encoded (`application/x-www-form-urlencoded`, RFC 7662 §2.1) or in JSON; "
-        '`token_type_hint` is accepted and ignored. Always 200: `{"active": false}` alone for a token that '
-        "is forged, tampered, expired, not yet valid, revoked, signed by a retired key, whose grant (or a "
-        "grant up its chain) no longer authorises, whose agent is not active — or whose agent the caller "
-        "may not see; otherwise `active: true` with its claims.",
+        description="`token` form-encoded (`application/x-www-form-urlencoded`, RFC 7662 §2.1) or in JSON. "
+        "`token_type_hint`, `client_id` and `client_secret` are accepted and ignored: the caller authenticates "
+        "with its bearer integration token (scope `tokens:introspect`), not with client credentials; any other "
+        'parameter is a 400. 200: `{"active": false}` alone for a token that is malformed, forged, tampered, '
+        "expired, not yet valid, revoked, signed by a retired key, whose grant (or a grant up its chain) no "
+        "longer authorises, whose agent is not active or changed state since the token was issued (a "
+        "suspended agent's tokens stay dead when it is reactivated), whose bound workload identity was removed "
+        "or re-added since — or whose agent the caller may not see; otherwise `active: true` with its claims.",
         request={
             "application/x-www-form-urlencoded": IntrospectInputSerializer,
             "application/json": IntrospectInputSerializer,
@@ -255,7 +302,7 @@ class JwksView(GenericAPIView):
     """``GET /.well-known/jwks.json`` and ``GET /api/v1/jwks``: the public keys that verify task tokens."""
 
     authentication_classes = []
-    permission_classes = [AllowAny]
+    permission_classes = [ServedMethodsOnly, AllowAny]
     pagination_class = None
     http_method_names = ["get", "head", "options"]
 
@@ -280,25 +327,28 @@ class WellKnownJwksView(JwksView):
 
 
 class IamAdminsOnly(BasePermission):
-    """Refuse (403) everyone but IAM admins."""
+    """Refuse (403) every write by anyone but IAM admins (reads — ``OPTIONS`` — pass)."""
 
     message = "Only IAM admins rotate the task-token signing key."
 
     def has_permission(self, request, view):
-        return is_iam_admin(request.user)
+        return request.method in SAFE_METHODS or is_iam_admin(request.user)
 
 
 class SigningKeyRotateView(TokenEndpoint):
     """``POST /api/v1/signing-keys/rotate``: a new signing key; the previous one keeps verifying until retired."""
 
-    permission_classes = [IsAuthenticated, TokenScopePermission, IamAdminsOnly]
+    permission_classes = [ServedMethodsOnly, IsAuthenticated, TokenScopePermission, IamAdminsOnly]
+    serializer_class = StrictInputSerializer
+    read_scope = IntegrationToken.Scope.TOKENS_ISSUE
     write_scope = IntegrationToken.Scope.TOKENS_ISSUE
 
     @extend_schema(
         summary="Rotate the task-token signing key (IAM admins)",
         description="A new ES256 key signs every token from now on; the previous active key is `retiring`: "
         "still published and still verifying the tokens it signed until the `retire-signing-keys` job retires "
-        "it. Answers 201 with the new `kid` and the retiring one. The body is empty (`{}`).",
+        "it. An IAM admin, with an integration token: one holding `tokens:issue`. Answers 201 with the new "
+        "`kid` and the retiring one. The body is empty (`{}`).",
         request=None,
         responses={201: ROTATE_RESPONSE, 403: OpenApiResponse(OpenApiTypes.OBJECT, description="Not an IAM admin.")},
     )

@@ -36,7 +36,12 @@ from .serializers import (
     RenewInputSerializer,
     RevokedGrantSerializer,
 )
-from .tokens import TASK_TOKEN_ISSUE_SCHEMA, task_token_issue_response
+from .tokens import (
+    TASK_TOKEN_ISSUE_SCHEMA,
+    ServedMethodsOnly,
+    TaskTokenIssueInputSerializer,
+    task_token_issue_response,
+)
 
 ID_REGEX = r"[0-9]+"
 
@@ -211,6 +216,18 @@ class GrantViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, WarrantView
         return self.render({"results": rows}, serializer_class=RenewBulkResultSerializer)
 
     @TASK_TOKEN_ISSUE_SCHEMA
-    @action(detail=True, methods=["post"], url_path="tokens", write_scope=IntegrationToken.Scope.TOKENS_ISSUE)
+    @action(
+        detail=True,
+        methods=["post"],
+        url_path="tokens",
+        # this route's own settings: another method is a plain 405 whoever asks, OPTIONS needs the same
+        # scope as POST, and OPTIONS describes the input serializer
+        permission_classes=[ServedMethodsOnly, *WarrantViewSet.permission_classes],
+        read_scope=IntegrationToken.Scope.TOKENS_ISSUE,
+        write_scope=IntegrationToken.Scope.TOKENS_ISSUE,
+        serializer_class=TaskTokenIssueInputSerializer,
+    )
     def tokens(self, request, pk=None):
+        """Issue a task token for one task under this grant: a short-lived signed JWT (RFC 9068) bound to
+        the agent's workload identity. Scope ``tokens:issue``; ``delegations.api.tokens`` does the work."""
         return task_token_issue_response(self, self.get_object())

@@ -89,7 +89,9 @@ def verify_locally(url: str, task_token: str) -> str:
 
 
 def run(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        description="Ask Warrant, be allowed, get a task token, finish, revoke it, and be denied outside the scope."
+    )
     parser.add_argument("--url", default=os.environ.get("WARRANT_URL", "http://127.0.0.1:8000"))
     parser.add_argument("--token", default=os.environ.get("WARRANT_TOKEN"), help="or WARRANT_TOKEN")
     parser.add_argument("--agent", default=DEMO_AGENT, help="the agent's SPIFFE ID")
@@ -103,6 +105,11 @@ def run(argv: list[str] | None = None) -> int:
     if not args.token:
         parser.error("give an integration token with --token or WARRANT_TOKEN")
     warrant = Warrant(args.url, args.token)
+    try:
+        warrant.call("GET", "/api/v1/jwks")
+    except OSError as error:
+        print(f"Cannot reach Warrant at {args.url}: {error}. Is it running? Give --url or WARRANT_URL.")
+        return 1
     good = True
 
     print(f"1. May {args.agent} call {args.tool}:{args.access} on {args.resource!r}?")

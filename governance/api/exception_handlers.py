@@ -1,14 +1,16 @@
 """The one place that maps application errors to HTTP responses.
 
 ``ValidationError`` → 400 with field messages; ``PermissionDenied`` → 403; ``Conflict`` → 409;
-``ObjectDoesNotExist`` → 404; a body over ``DATA_UPLOAD_MAX_MEMORY_SIZE`` (``RequestDataTooBig``)
-→ 413 and any other request Django refuses to read (too many fields or files) → 400, each as
-``{"detail": "…"}``. Everything else goes to DRF's default handler.
+``ObjectDoesNotExist`` and ``Http404`` (``get_object_or_404``) → 404 "Not found." (never a model's
+name); a body over ``DATA_UPLOAD_MAX_MEMORY_SIZE`` (``RequestDataTooBig``) → 413 and any other
+request Django refuses to read (too many fields or files) → 400, each as ``{"detail": "…"}``.
+Everything else goes to DRF's default handler.
 """
 
 from django.core.exceptions import ObjectDoesNotExist, RequestDataTooBig, SuspiciousOperation
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import ValidationError as DjangoValidationError
+from django.http import Http404
 from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
@@ -41,7 +43,7 @@ def exception_handler(exc, context):
         exc = exceptions.PermissionDenied(str(exc) or None)
     elif isinstance(exc, Conflict):
         return Response({"detail": str(exc), "code": "conflict"}, status=status.HTTP_409_CONFLICT)
-    elif isinstance(exc, ObjectDoesNotExist):
+    elif isinstance(exc, ObjectDoesNotExist | Http404):
         exc = exceptions.NotFound()
     elif isinstance(exc, RequestDataTooBig):
         exc = PayloadTooLarge(too_large_detail())

@@ -137,7 +137,8 @@ class TrustedIssuerViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, War
     @extend_schema(
         summary="Register a trusted issuer (IAM admins)",
         description="`kind` `oidc` (issuer: the exact `iss` https URL) or `spiffe` (issuer: the trust domain, "
-        "`spiffe://example.org`); `jwks_url` (https) or `jwks` (a static JWK Set, public keys only), exactly one; "
+        "`spiffe://example.org`); `jwks_url` (https, to a public host: no loopback, link-local, private, unspecified "
+        "or multicast address, no `localhost`) or `jwks` (a static JWK Set, public keys only), exactly one; "
         "`audiences` at least one; `algorithms` asymmetric only (default `RS256`, `ES256`); "
         "`clock_skew_seconds` 0–300 (default 60).",
         request=TrustedIssuerCreateInputSerializer,

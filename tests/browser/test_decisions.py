@@ -64,3 +64,18 @@ def test_admin_tests_a_decision_from_the_agent_page(page, sign_in):
     page.get_by_test_id("decision-grant").click()
     page.wait_for_url(f"**/grants/{grant.pk}/")
     assert not DecisionLog.objects.exists()
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("width", [1280, 1024])
+def test_the_iam_admins_navigation_fits_the_window(page, sign_in, width):
+    """An IAM admin has the longest navigation; it wraps rather than push "Sign out" off screen."""
+    admin = IamAdminFactory(username="amara", password=PASSWORD)
+    admin.is_staff = True
+    admin.save()
+    page.set_viewport_size({"width": width, "height": 800})
+    sign_in("amara", PASSWORD)
+    page.goto("/decisions/")
+    assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
+    sign_out = page.get_by_role("button", name="Sign out").bounding_box()
+    assert sign_out["x"] + sign_out["width"] <= width

@@ -462,3 +462,95 @@ def test_the_sql_ordering_agrees_with_resource_matches(agent, pattern, resource,
     decision = decide(ask(resource=resource), now=NOW)
     assert decision.allowed is covers
     assert (decision.grant_id == live.pk) is covers
+
+
+def test_a_resolved_out_of_scope_finding_reopens_only_for_new_attempts(agent, admin_user, frozen_now):
+    from delegations.decisions import decisions_flag_out_of_scope
+    from governance.audit import Actor
+    from governance.models import Finding
+    from governance.services import finding_resolve
+
+    request = ask(tool="shell", access="execute")
+    _deny_out_of_scope(request, 5, NOW)
+    assert decisions_flag_out_of_scope(now=NOW + timedelta(minutes=5))["opened"] == 1
+    frozen_now.move_to(NOW + timedelta(minutes=6))
+    finding_resolve(actor=Actor.person(admin_user), finding=Finding.objects.get(), note="Prompt fixed.")
+    # The same five denials are still in the window: they were looked at, they do not reopen it.
+    assert decisions_flag_out_of_scope(now=NOW + timedelta(minutes=7)) == {"opened": 0, "refreshed": 0}
+    _deny_out_of_scope(request, 4, NOW + timedelta(minutes=8))
+    assert decisions_flag_out_of_scope(now=NOW + timedelta(minutes=12))["opened"] == 0
+    _deny_out_of_scope(request, 1, NOW + timedelta(minutes=13))
+    assert decisions_flag_out_of_scope(now=NOW + timedelta(minutes=14))["opened"] == 1
+    assert Finding.objects.filter(kind="out_of_scope_actions", status="open").get().evidence["attempts"] == 5
+
+
+def test_the_finding_follows_new_attempts_and_a_rerun_changes_nothing(agent):
+    from delegations.decisions import decisions_flag_out_of_scope
+    from governance.models import Finding
+
+    request = ask(tool="shell", access="execute")
+    _deny_out_of_scope(request, 5, NOW)
+    decisions_flag_out_of_scope(now=NOW + timedelta(minutes=5))
+    assert decisions_flag_out_of_scope(now=NOW + timedelta(minutes=5)) == {"opened": 0, "refreshed": 0}
+    seen = Finding.objects.get().last_seen_at
+    _deny_out_of_scope(request, 3, NOW + timedelta(minutes=10))
+    assert decisions_flag_out_of_scope(now=NOW + timedelta(minutes=20)) == {"opened": 0, "refreshed": 1}
+    finding = Finding.objects.get()
+    assert finding.evidence["attempts"] == 8 and "8 out-of-scope" in finding.detail
+    assert finding.evidence["last"] == (NOW + timedelta(minutes=12)).isoformat()
+    assert seen == NOW + timedelta(minutes=5) and finding.last_seen_at == NOW + timedelta(minutes=12)
+
+
+def test_grant_authority_refuses_a_scope_the_decision_would_deny(agent):
+    """A task token must never carry a scope a decision denies: the tool's data classes and presence count."""
+    g = GrantFactory(agent=agent, scopes=[("crm", "read", ""), ("payments", "read", "")])
+    authority = grant_authority(g.pk, now=NOW)
+    assert not authority.ok and [r.code for r in authority.reasons] == ["data_class_not_cleared"]
+    assert "payments reaches payment" in authority.reasons[0].message
+    Agent.objects.filter(pk=agent.pk).update(data_classes=["pii", "payment"])
+    assert grant_authority(g.pk, now=NOW).ok
+    agent.tools.filter(name="payments").delete()
+    assert [r.code for r in grant_authority(g.pk, now=NOW).reasons] == ["tool_unknown"]
+
+
+@pytest.mark.parametrize(
+    "resource",
+    [
+        "accounts/../invoices/1",
+        "accounts/./1",
+        "accounts/..",
+        "accounts\\..\\invoices",
+        "accounts/%2e%2e/invoices",
+        "accounts/%2E%2e/x",
+        "accounts%2finvoices",
+        "accounts/1\nrepo:other/x",
+        "accounts/1\u202e",
+    ],
+)
+def test_path_tricks_never_escape_a_prefix_pattern(agent, resource):
+    from delegations.models import resource_problem
+
+    grant(agent, pattern="accounts/*")
+    assert resource_problem(resource)
+    assert codes(decide(ask(resource=resource), now=NOW)) == ["resource_outside_pattern"]
+
+
+def test_ordinary_resource_names_with_dots_are_fine(agent):
+    from delegations.models import resource_problem
+
+    grant(agent, pattern="accounts/*")
+    for resource in ("accounts/report.v2.pdf", "accounts/...", "accounts/.hidden", "accounts/a..b"):
+        assert resource_problem(resource) is None
+        assert decide(ask(resource=resource), now=NOW).allowed
+
+
+def test_each_grant_level_reason_names_its_grant_and_says_what_it_covers(agent):
+    g = grant(agent, pattern="accounts/*", intents=["triage"])
+    decision = decide(ask(resource="invoices/1"), now=NOW)
+    by_code = {r.code: r for r in decision.reasons}
+    assert set(by_code) == {"resource_outside_pattern", "intent_not_allowed"}
+    assert all(r.grant == g.pk for r in decision.reasons)
+    assert "It covers 'accounts/*'; asked 'invoices/1'." in by_code["resource_outside_pattern"].message
+    assert "It serves triage; asked no intent." in by_code["intent_not_allowed"].message
+    assert by_code["intent_not_allowed"].as_dict()["grant"] == g.pk
+    assert decide(ask(tool="shell"), now=NOW).reasons[0].as_dict().keys() == {"code", "message"}

@@ -1,7 +1,9 @@
 """``POST /api/v1/decisions`` and ``/decisions/batch``: the answer, its reasons, strict input,
 who may ask, the decision log, and a query count that does not grow with the grants."""
 
+import threading
 from datetime import timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import jwt
 import pytest
@@ -13,6 +15,7 @@ from jwt.algorithms import ECAlgorithm
 
 from delegations.models import DecisionLog, DelegationGrant
 from governance.models import AuditEvent, IntegrationToken, Policy
+from inventory import identity_proof
 from inventory.models import Agent, TrustedIssuer
 from tests.api_support import issue_token, session_client, token_client
 from tests.factories import T0, AgentFactory, GrantFactory, ToolFactory, WorkloadIdentityFactory
@@ -234,3 +237,97 @@ def test_an_expired_identity_token_is_denied(gateway, live, issuer_key):
     payload = {"identity_token": token, "tool": "crm", "access": "read", "resource": "accounts/1"}
     data = gateway.post(URL, payload, format="json").json()
     assert data["reasons"][0]["code"] == "identity_token_invalid" and "token_expired" in data["reasons"][0]["message"]
+
+
+def test_options_describes_the_endpoints_as_json(gateway):
+    for url in (URL, BATCH):
+        response = gateway.options(url)
+        assert response.status_code == 200, (url, response.content)
+        assert response["Content-Type"].startswith("application/json") and "POST" in response["Allow"]
+
+
+class StalledJwksServer:
+    """A JWKS URL on 127.0.0.1 that takes every request and answers none (until stopped); counts them."""
+
+    def __init__(self):
+        self.requests, self.release = 0, threading.Event()
+        owner = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self):
+                owner.requests += 1
+                owner.release.wait(timeout=10)
+
+            def log_message(self, *args):
+                pass
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/jwks"
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        self.thread.start()
+
+    def stop(self):
+        self.release.set()
+        self.httpd.shutdown()
+        self.httpd.server_close()
+        self.thread.join()
+
+
+@pytest.fixture
+def stalled_issuer(agent, settings, monkeypatch):
+    """The example.org trust domain, its keys behind a JWKS URL that never answers (0.3 s fetch timeout)."""
+    settings.WARRANT_ALLOW_HTTP_JWKS = True
+    monkeypatch.setattr(identity_proof, "JWKS_FETCH_TIMEOUT_SECONDS", 0.3)
+    identity_proof.jwks_cache_clear()
+    server = StalledJwksServer()
+    TrustedIssuer.objects.create(
+        name="SPIRE",
+        kind="spiffe",
+        issuer="spiffe://example.org",
+        jwks_url=server.url,
+        audiences=["warrant"],
+        algorithms=["ES256"],
+        created_at=T0,
+        updated_at=T0,
+    )
+    yield server
+    server.stop()
+    identity_proof.jwks_cache_clear()
+
+
+def test_a_batch_of_tokens_from_an_unreachable_issuer_waits_for_one_fetch_and_says_why_plainly(
+    gateway, live, stalled_issuer
+):
+    key = ec.generate_private_key(ec.SECP256R1())
+    item = {"identity_token": svid(key), "tool": "crm", "access": "read", "resource": "accounts/1"}
+
+    response = gateway.post(BATCH, {"requests": [item] * 10}, format="json")
+
+    assert response.status_code == 200
+    assert stalled_issuer.requests == 1
+    decisions = response.json()["decisions"]
+    assert len(decisions) == 10 and {d["decision"] for d in decisions} == {"deny"}
+    messages = {d["reasons"][0]["message"] for d in decisions}
+    assert messages == {
+        "The identity token could not be verified. jwks_unavailable: "
+        "The signing keys of issuer 'SPIRE' could not be fetched or read."
+    }
+    assert DecisionLog.objects.count() == 10
+
+
+def test_filters_do_not_reveal_whether_another_owners_agent_exists(agent, other_owner):
+    """An owner filtering by a slug they may not see gets the same 400 as for a slug that names nothing."""
+    _, strangers = issue_token(other_owner, [S.GRANTS_READ, S.INVENTORY_READ])
+    client = token_client(strangers)
+    for url in ("/api/v1/grants", "/api/v1/tools", "/api/v1/credentials"):
+        hidden = client.get(url, {"agent": "triage"})
+        unknown = client.get(url, {"agent": "no-such-agent"})
+        assert hidden.status_code == unknown.status_code == 400, url
+        assert hidden.json() == unknown.json()
+
+
+@pytest.mark.parametrize("resource", ["accounts/../x", "accounts/%2e%2e/x", "accounts/1\nx"])
+def test_an_unnormalised_resource_is_refused_with_the_field(gateway, live, resource):
+    response = gateway.post(URL, body(resource=resource), format="json")
+    assert response.status_code == 400 and "resource" in response.json()
+    assert not DecisionLog.objects.exists()

@@ -63,3 +63,8 @@ def test_the_example_reports_a_refusal(demo, live_server, capsys):
     with time_machine.travel(T0 + timedelta(minutes=5), tick=True):
         assert example.run(["--url", live_server.url, "--token", clear, "--resource", "invoice/1"]) == 1
     assert "resource_outside_pattern" in capsys.readouterr().out
+
+
+def test_the_example_says_plainly_when_warrant_is_not_running(capsys):
+    assert load_example().run(["--url", "http://127.0.0.1:9", "--token", "wrt_x"]) == 1
+    assert "Cannot reach Warrant at http://127.0.0.1:9" in capsys.readouterr().out

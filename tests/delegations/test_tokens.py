@@ -147,8 +147,35 @@ def test_a_token_never_outlives_the_parent_grant_either(grant, other_owner):
 def test_a_grant_ending_at_a_fraction_of_a_second_gives_a_whole_second_expiry(grant):
     grant.expires_at = T0 + timedelta(minutes=5, microseconds=500_000)
     grant.save(update_fields=["expires_at"])
-    row, _ = issue(grant, now=T0 + timedelta(microseconds=250_000))
-    assert (row.issued_at, row.expires_at) == (T0, T0 + timedelta(minutes=5))
+    row, token = issue(grant, now=T0 + timedelta(microseconds=250_000))
+    # the row keeps the exact instant; the claims are whole seconds, the grant's end rounded down
+    assert (row.issued_at, row.expires_at) == (T0 + timedelta(microseconds=250_000), T0 + timedelta(minutes=5))
+    claims = jwt.decode(token, options={"verify_signature": False})
+    assert (claims["iat"], claims["nbf"], claims["exp"]) == (
+        int(T0.timestamp()),
+        int(T0.timestamp()),
+        int((T0 + timedelta(minutes=5)).timestamp()),
+    )
+
+
+@pytest.mark.parametrize("ttl", [1, 60])
+def test_exp_is_rounded_up_so_the_token_lives_at_least_the_seconds_asked(grant, ttl):
+    now = T0 + timedelta(microseconds=500_000)
+    row, token = issue(grant, ttl_seconds=ttl, now=now)
+    assert row.expires_at == T0 + timedelta(seconds=ttl + 1)
+    assert jwt.decode(token, options={"verify_signature": False})["exp"] == int(T0.timestamp()) + ttl + 1
+    assert introspect(token, now=now + timedelta(seconds=ttl))["active"] is True
+    assert introspect(token, now=row.expires_at) == {"active": False}
+
+
+def test_a_grant_ending_less_than_a_second_from_now_gives_no_token(grant):
+    grant.expires_at = T0 + timedelta(seconds=1, microseconds=400_000)
+    grant.save(update_fields=["expires_at"])
+    with pytest.raises(Conflict, match="less than a second"):
+        issue(grant, ttl_seconds=60, now=T0 + timedelta(microseconds=500_000))
+    assert not TaskToken.objects.exists()
+    row, _ = issue(grant, ttl_seconds=60, now=T0)  # a whole second left: a one-second token
+    assert row.expires_at == T0 + timedelta(seconds=1)
 
 
 @pytest.mark.parametrize("ttl", [0, -5, 3601, True, "60", 1.5])
@@ -280,6 +307,23 @@ def test_removing_the_bound_identity_ends_its_tokens(grant, identity, owner):
     assert introspect(token) == {"active": False}
 
 
+def test_re_adding_the_same_spiffe_id_does_not_bring_the_tokens_back(grant, low_agent, identity, owner, frozen_now):
+    actor = Actor.person(owner)
+    _, token = issue(grant)
+    frozen_now.move_to(T0 + MINUTE)
+    inventory_services.workload_identity_remove(actor=actor, identity=identity)
+    readded = T0 + 2 * MINUTE + timedelta(microseconds=100_000)
+    frozen_now.move_to(readded)
+    inventory_services.workload_identity_add(actor=actor, agent=low_agent, type="spiffe", identifier=SPIFFE)
+    assert introspect(token, now=readded) == {"active": False}
+    # a token issued for the re-added identity — even within the same second — is active
+    later = readded + timedelta(microseconds=200_000)
+    frozen_now.move_to(later)
+    _, fresh = issue(grant, now=later)
+    assert introspect(fresh, now=later)["active"] is True
+    assert introspect(token, now=later) == {"active": False}
+
+
 # --- lifetime -------------------------------------------------------------------------------
 
 
@@ -317,6 +361,35 @@ def test_suspending_the_agent_ends_its_tokens_at_once(grant, low_agent, admin_us
     _, token = issue(grant)
     inventory_services.agent_suspend(actor=Actor.person(admin_user), agent=low_agent, reason="Investigating.")
     assert introspect(token) == {"active": False}
+
+
+def test_reactivating_a_suspended_agent_does_not_bring_its_tokens_back(grant, low_agent, admin_user, frozen_now):
+    actor = Actor.person(admin_user)
+    _, token = issue(grant)
+    frozen_now.move_to(T0 + MINUTE)
+    inventory_services.agent_suspend(actor=actor, agent=low_agent, reason="Investigating.")
+    assert introspect(token, now=T0 + MINUTE) == {"active": False}
+    reactivated = T0 + 2 * MINUTE + timedelta(microseconds=100_000)
+    frozen_now.move_to(reactivated)
+    inventory_services.agent_reactivate(actor=actor, agent=low_agent, reason="All clear.")
+    assert introspect(token, now=reactivated) == {"active": False}
+    # tokens issued after the reactivation — even within the same second — are active
+    later = reactivated + timedelta(microseconds=200_000)
+    frozen_now.move_to(later)
+    _, fresh = issue(grant, now=later)
+    assert introspect(fresh, now=later)["active"] is True
+    assert introspect(token, now=later) == {"active": False}
+
+
+def test_a_token_issued_before_the_agents_state_changed_is_inactive_for_good(grant, low_agent):
+    row, token = issue(grant)
+    # the agent is active again, yet its state changed after the token was issued (a suspension between)
+    low_agent.state_changed_at = row.issued_at + US
+    low_agent.save(update_fields=["state_changed_at"])
+    assert introspect(token) == {"active": False}
+    low_agent.state_changed_at = row.issued_at
+    low_agent.save(update_fields=["state_changed_at"])
+    assert introspect(token)["active"] is True
 
 
 def test_an_overdue_attestation_ends_a_high_risk_agents_tokens(grant, low_agent):

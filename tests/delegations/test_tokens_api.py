@@ -9,7 +9,17 @@ from rest_framework.test import APIClient
 
 from delegations.models import DelegationGrant, SigningKey, TaskToken
 from governance.models import AuditEvent, IntegrationToken
-from tests.api_support import Case, expect, issue_token, matrix, matrix_ids, run_case, session_client, token_client
+from tests.api_support import (
+    ROLES,
+    Case,
+    expect,
+    issue_token,
+    matrix,
+    matrix_ids,
+    run_case,
+    session_client,
+    token_client,
+)
 from tests.factories import T0, AgentFactory, GrantFactory, ToolFactory, WorkloadIdentityFactory
 
 ISSUE = IntegrationToken.Scope.TOKENS_ISSUE
@@ -101,6 +111,107 @@ def test_permission_matrix(case, role, world):
     run_case(case, role, world)
 
 
+# --- OPTIONS and methods an endpoint does not serve -----------------------------------------
+
+#: OPTIONS is a read, as everywhere in the API: any person may ask; an integration token needs the
+#: endpoint's scope — for these POST-only endpoints the scope of their POST.
+OPTIONS_NEEDS = {
+    "grants-list (the reference)": ("/api/v1/grants/", IntegrationToken.Scope.GRANTS_READ, 200),
+    "tokens-issue": (None, ISSUE, 403),
+    "tokens-introspect": (INTROSPECT_URL, INTROSPECT, 403),
+    "tokens-revoke": (REVOKE_URL, ISSUE, 403),
+    "signing-keys-rotate": (ROTATE_URL, ISSUE, 403),
+}
+OPTIONS_CASES = [
+    Case(
+        f"{name}-options",
+        "options",
+        (lambda w: tokens_url(w["grant"])) if url is None else (lambda w, url=url: url),
+        expect(owner=200, other_owner=200, admin=200, auditor=200, auditor_token=auditor_token),
+        scope=scope,
+    )
+    for name, (url, scope, auditor_token) in OPTIONS_NEEDS.items()
+] + [
+    Case("jwks-options", "options", lambda w: "/api/v1/jwks", dict.fromkeys(ROLES, 200)),
+]
+POST_ONLY = {"tokens-issue": None, "tokens-introspect": INTROSPECT_URL, "tokens-revoke": REVOKE_URL}
+POST_ONLY["signing-keys-rotate"] = ROTATE_URL
+GET_CASES = [
+    Case(
+        f"{name}-get",
+        "get",
+        (lambda w: tokens_url(w["grant"])) if url is None else (lambda w, url=url: url),
+        dict.fromkeys(ROLES, 405),
+        scope=INTROSPECT if url == INTROSPECT_URL else ISSUE,
+    )
+    for name, url in POST_ONLY.items()
+]
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("case, role", matrix(OPTIONS_CASES), ids=matrix_ids(OPTIONS_CASES))
+def test_options_answers_json_like_every_other_endpoint(case, role, world):
+    response = run_case(case, role, world)
+    assert response["Content-Type"].startswith("application/json")
+    if response.status_code == 200:
+        assert response.json()["name"]
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("case, role", matrix(GET_CASES), ids=matrix_ids(GET_CASES))
+def test_a_method_an_endpoint_does_not_serve_is_a_405_whoever_asks(case, role, world):
+    response = run_case(case, role, world)
+    allowed = {m.strip() for m in response["Allow"].split(",")}
+    assert "POST" in allowed and "GET" not in allowed
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    "url, fields",
+    [
+        (None, {"task_id", "ttl_seconds", "audience", "workload_identity"}),
+        (INTROSPECT_URL, {"token", "token_type_hint", "client_id", "client_secret"}),
+        (REVOKE_URL, {"token", "jti", "token_type_hint", "reason", "client_id", "client_secret"}),
+    ],
+)
+def test_options_describes_the_body_to_a_caller_who_may_post(world, url, fields):
+    url = url or tokens_url(world["grant"])
+    scope = INTROSPECT if url == INTROSPECT_URL else ISSUE
+    _, clear = issue_token(world["people"]["admin"], [scope])
+    response = token_client(clear).options(url)
+    assert response.status_code == 200
+    assert set(response.json()["actions"]["POST"]) == fields
+
+
+@pytest.mark.django_db
+def test_options_follows_the_tokens_scope_not_the_other_way_round(world):
+    """An IAM admin's token holding tokens:issue may ask OPTIONS of the revocation endpoint; one without may not."""
+    admin = world["people"]["admin"]
+    with_scope = token_client(issue_token(admin, [ISSUE])[1])
+    without = token_client(issue_token(admin, [IntegrationToken.Scope.INVENTORY_READ])[1])
+    for url in (REVOKE_URL, ROTATE_URL, tokens_url(world["grant"])):
+        assert with_scope.options(url).status_code == 200, url
+        refused = without.options(url)
+        assert refused.status_code == 403, url
+        assert "tokens:issue" in refused.json()["detail"]
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    "method, url",
+    [
+        ("post", "/api/v1/grants/999999/tokens"),
+        ("post", "/api/v1/grants/999999/revoke"),
+        ("get", "/api/v1/grants/999999/"),
+    ],
+)
+def test_an_unknown_grant_is_a_404_that_names_no_model(world, method, url):
+    client = session_client(world["people"]["admin"])
+    response = client.get(url) if method == "get" else client.post(url, {"task_id": "t"}, format="json")
+    assert response.status_code == 404
+    assert response.json() == {"detail": "Not found."}
+
+
 # --- issue ----------------------------------------------------------------------------------
 
 
@@ -135,6 +246,16 @@ def test_issue_answers_the_token_once_and_a_resource_server_verifies_it_with_the
         str(row.jti),
     )
     assert claims["exp"] - claims["iat"] == 900
+
+
+@pytest.mark.django_db
+def test_a_one_second_token_issued_mid_second_says_it_expires_in_one_second(world, frozen_now):
+    frozen_now.move_to(T0 + timedelta(microseconds=500_000))
+    data = issued(world, ttl_seconds=1)
+    assert (data["expires_in"], data["expires_at"]) == (1, "2026-11-15T06:00:02Z")
+    frozen_now.move_to(T0 + timedelta(seconds=1, microseconds=500_000))  # the second asked has passed
+    client = session_client(world["people"]["owner"])
+    assert client.post(INTROSPECT_URL, {"token": data["token"]}, format="json").json()["active"] is True
 
 
 @pytest.mark.django_db
@@ -181,6 +302,7 @@ def test_bad_input_is_a_400_by_field_and_writes_nothing(world, body, field):
     "change, reason",
     [
         ({"status": "pending", "decided_at": None}, "grant_not_approved"),
+        ({"status": "denied"}, "grant_not_approved"),
         ({"status": "revoked"}, "grant_revoked"),
         ({"status": "expired"}, "grant_expired"),
     ],
@@ -278,8 +400,13 @@ def test_introspection_at_and_after_expiry(world, frozen_now):
         ({"token": "garbage"}, 200),
         ({"token": "a.b.c"}, 200),
         ({}, 400),
+        ({"token": "x" * 10000}, 200),
+        ({"token": "a.b.c", "client_id": "gateway", "client_secret": "s3cret"}, 200),
+        ({}, 400),
+        ({"token": ""}, 400),
         ({"token": 42}, 400),
-        ({"token": "a.b.c", "client_secret": "x"}, 400),
+        ({"token": "a.b.c", "foo": "bar"}, 400),
+        ({"token": "a.b.c", "client_secret": 7}, 400),
     ],
 )
 def test_introspection_input(world, body, status):
@@ -287,6 +414,30 @@ def test_introspection_input(world, body, status):
     assert response.status_code == status, response.data
     if status == 200:
         assert response.json() == {"active": False}
+    if "foo" in body:
+        assert "Unknown field" in response.json()["foo"][0]
+
+
+@pytest.mark.django_db
+def test_introspection_accepts_and_ignores_rfc_6749_client_credentials(world):
+    """Generic RFC 7662 clients send ``client_id``/``client_secret`` in the body; the bearer token
+    authenticates the caller, so they change nothing — other unknown parameters are still a 400."""
+    data = issued(world)
+    client = token_client(issue_token(world["people"]["owner"], [INTROSPECT])[1])
+    form = "application/x-www-form-urlencoded"
+    answer = client.post(
+        INTROSPECT_URL, f"token={data['token']}&client_id=gateway&client_secret=s3cret", content_type=form
+    )
+    assert answer.status_code == 200
+    assert answer.json()["active"] is True and answer.json()["client_id"] == "ticket-triage"
+    assert "s3cret" not in answer.content.decode()
+    refused = client.post(INTROSPECT_URL, f"token={data['token']}&foo=bar", content_type=form)
+    assert refused.status_code == 400
+    assert "Unknown field" in refused.json()["foo"][0]
+    # a caller without tokens:introspect is not let in by client credentials
+    other = token_client(issue_token(world["people"]["owner"], [ISSUE])[1])
+    response = other.post(INTROSPECT_URL, f"token={data['token']}&client_id=x&client_secret=y", content_type=form)
+    assert response.status_code == 403
 
 
 @pytest.mark.django_db
@@ -324,6 +475,15 @@ def test_revoking_takes_a_form_encoded_body_as_rfc_7009_says(world):
 
 
 @pytest.mark.django_db
+def test_revoking_a_form_encoded_garbage_token_is_not_an_error(world):
+    response = session_client(world["people"]["owner"]).post(
+        REVOKE_URL, "token=garbage&token_type_hint=access_token", content_type="application/x-www-form-urlencoded"
+    )
+    assert response.status_code == 200
+    assert response.json() == {"revoked": False}
+
+
+@pytest.mark.django_db
 def test_another_owner_cannot_revoke_and_learns_nothing(world):
     data = issued(world)
     client = session_client(world["people"]["other_owner"])
@@ -339,11 +499,19 @@ def test_another_owner_cannot_revoke_and_learns_nothing(world):
     [
         ({"jti": "6f1c0a0e-3f5b-4e4f-9a51-2f1f0c0e0a11"}, 200, {"revoked": False}),
         ({"token": "eyJhbGciOiJFUzI1NiJ9.e30.c2ln"}, 200, {"revoked": False}),
+        # RFC 7009 §2.2: an invalid token — malformed included — is not an error
+        ({"token": "garbage"}, 200, {"revoked": False}),
+        ({"token": "not a jwt"}, 200, {"revoked": False}),
+        ({"token": "x" * 10000}, 200, {"revoked": False}),
+        ({"token": "garbage", "client_id": "gw", "client_secret": "s"}, 200, {"revoked": False}),
         ({"jti": "not-a-uuid"}, 400, None),
-        ({"token": "not a jwt"}, 400, None),
         ({}, 400, None),
+        ({"token": ""}, 400, None),
+        ({"token": 42}, 400, None),
+        ({"token": ["a.b.c"]}, 400, None),
         ({"token": "a.b.c", "jti": "6f1c0a0e-3f5b-4e4f-9a51-2f1f0c0e0a11"}, 400, None),
         ({"jti": 42}, 400, None),
+        ({"token": "garbage", "foo": "bar"}, 400, None),
     ],
 )
 def test_revoke_input(world, body, status, answer):

@@ -8,6 +8,7 @@ import base64
 import hashlib
 import hmac
 import json
+import logging
 import threading
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -464,32 +465,54 @@ def test_a_spiffe_id_longer_than_2048_bytes_is_refused():
 
 
 class JwksServer:
-    """A JWKS endpoint on 127.0.0.1 (random port) in a thread; counts the requests it answers."""
+    """A JWKS endpoint on 127.0.0.1 (random port) in a thread; counts the requests it answers.
+
+    ``stall()`` makes it hold every answer (up to 10 s) until ``resume()`` or ``stop()``: a slow
+    identity provider. ``stop()`` then ``start()`` takes it down and brings it back on the same port."""
 
     def __init__(self, jwks: dict):
         self.jwks, self.status, self.raw, self.requests = jwks, 200, None, 0
+        self.released = threading.Event()
+        self.released.set()
+        self.port = 0
+        self.running = False
+        self.start()
+
+    def start(self):
         owner = self
 
         class Handler(BaseHTTPRequestHandler):
             def do_GET(self):
                 owner.requests += 1
+                owner.released.wait(timeout=10)
                 body = owner.raw if owner.raw is not None else json.dumps(owner.jwks).encode()
-                self.send_response(owner.status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
+                try:
+                    self.send_response(owner.status)
+                    self.send_header("Content-Type", "application/json")
+                    self.send_header("Content-Length", str(len(body)))
+                    self.end_headers()
+                    self.wfile.write(body)
+                except OSError:
+                    pass  # the client gave up waiting
 
             def log_message(self, *args):
                 pass
 
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/.well-known/jwks.json"
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
+        self.port = self.httpd.server_address[1]
+        self.url = f"http://127.0.0.1:{self.port}/.well-known/jwks.json"
         self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
         self.thread.start()
         self.running = True
 
+    def stall(self):
+        self.released.clear()
+
+    def resume(self):
+        self.released.set()
+
     def stop(self):
+        self.released.set()
         if self.running:
             self.httpd.shutdown()
             self.httpd.server_close()
@@ -569,13 +592,17 @@ def test_a_jwks_url_that_cannot_be_reached_is_jwks_unavailable(remote_issuer, jw
         (200, b"<html>not json</html>"),
         (200, b'["keys"]'),
         (200, b'{"keys": []}'),
+        (200, b"\xa6\xff not utf-8"),
+        (200, b'{"keys": [1, "two"]}'),
     ],
-    ids=["http-500", "not-json", "not-an-object", "no-keys"],
+    ids=["http-500", "not-json", "not-an-object", "no-keys", "not-utf8", "keys-not-objects"],
 )
 def test_a_jwks_url_answering_nonsense_is_jwks_unavailable(remote_issuer, jwks_server, rsa_key, status, raw):
     jwks_server.status, jwks_server.raw = status, raw
 
-    refused(mint(rsa_key), "jwks_unavailable")
+    error = refused(mint(rsa_key), "jwks_unavailable")
+
+    assert error.message == PLAIN_JWKS_UNAVAILABLE
 
 
 def test_a_jwks_url_publishing_a_private_key_is_refused(remote_issuer, jwks_server, rsa_key):
@@ -591,6 +618,191 @@ def test_a_plain_http_jwks_url_stops_working_when_http_is_no_longer_allowed(
 
     refused(mint(rsa_key), "jwks_unavailable")
     assert jwks_server.requests == 0
+
+
+#: What an owner reads when a JWKS URL cannot be fetched or read, whatever the cause.
+PLAIN_JWKS_UNAVAILABLE = "The signing keys of issuer 'Remote IdP' could not be fetched or read."
+
+
+class FakeClock:
+    """A monotonic clock, in seconds, that only the test moves."""
+
+    def __init__(self):
+        self.now = 10_000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+@pytest.fixture
+def jwks_clock(monkeypatch):
+    clock = FakeClock()
+    monkeypatch.setattr(identity_proof, "jwks_clock", clock)
+    return clock
+
+
+@pytest.fixture
+def short_fetch_timeout(monkeypatch):
+    """A 0.3 s fetch timeout, so that a stalled server costs the test little."""
+    monkeypatch.setattr(identity_proof, "JWKS_FETCH_TIMEOUT_SECONDS", 0.3)
+
+
+def test_the_fetch_timeout_is_at_most_three_seconds():
+    assert identity_proof.JWKS_FETCH_TIMEOUT_SECONDS <= 3
+    assert identity_proof.JWKS_FAILURE_CACHE_SECONDS == 30
+
+
+def test_a_stalled_jwks_url_costs_one_timeout_then_is_refused_without_a_request_until_the_window_ends(
+    remote_issuer, jwks_server, rsa_key, jwks_clock, short_fetch_timeout
+):
+    jwks_server.stall()  # holds its answer for 10 s
+
+    refused(mint(rsa_key), "jwks_unavailable")
+    jwks_clock.advance(identity_proof.JWKS_FAILURE_CACHE_SECONDS - 1)
+    refused(mint(rsa_key, sub="agent-8"), "jwks_unavailable")
+    assert jwks_server.requests == 1
+
+    jwks_server.resume()
+    jwks_clock.advance(1)
+    assert verify_identity_token(mint(rsa_key), now=NOW).identifier == "agent-7"
+    assert jwks_server.requests == 2
+
+
+def test_a_jwks_url_that_is_down_is_not_tried_again_within_the_window(remote_issuer, jwks_server, rsa_key, jwks_clock):
+    jwks_server.stop()
+    refused(mint(rsa_key), "jwks_unavailable")
+    jwks_server.start()  # back on the same port
+
+    jwks_clock.advance(29)
+    refused(mint(rsa_key), "jwks_unavailable")
+    assert jwks_server.requests == 0
+
+    jwks_clock.advance(1)
+    assert verify_identity_token(mint(rsa_key), now=NOW).identifier == "agent-7"
+    assert jwks_server.requests == 1
+
+
+def test_a_failed_fetch_is_logged_once_for_operators_and_owners_read_a_plain_message(
+    remote_issuer, jwks_server, rsa_key, jwks_clock, caplog
+):
+    jwks_server.status, jwks_server.raw = 503, b"upstream connect error"
+
+    with caplog.at_level(logging.WARNING, logger="inventory.identity_proof"):
+        first = refused(mint(rsa_key), "jwks_unavailable")
+        second = refused(mint(rsa_key), "jwks_unavailable")
+
+    assert first.message == second.message == PLAIN_JWKS_UNAVAILABLE
+    assert jwks_server.requests == 1
+    (record,) = [r for r in caplog.records if r.levelno == logging.WARNING]
+    assert "Remote IdP" in record.getMessage() and "503" in record.getMessage()
+
+
+def test_a_tls_failure_is_told_plainly_and_its_detail_logged(jwks_server, admin_user, rsa_key, caplog):
+    """https:// to a server that speaks plain HTTP: the TLS handshake fails."""
+    trusted_issuer_create(
+        actor=Actor.person(admin_user),
+        name="Remote IdP",
+        kind="oidc",
+        issuer=OIDC_ISS,
+        jwks_url=jwks_server.url.replace("http://", "https://"),
+        audiences=[AUD],
+    )
+
+    with caplog.at_level(logging.WARNING, logger="inventory.identity_proof"):
+        error = refused(mint(rsa_key), "jwks_unavailable")
+
+    assert error.message == PLAIN_JWKS_UNAVAILABLE
+    assert "SSL" in caplog.text and "Remote IdP" in caplog.text
+
+
+def test_the_failure_window_belongs_to_one_jwks_url(remote_issuer, jwks_server, rsa_key, other_rsa_key, jwks_clock):
+    other_server = JwksServer({"keys": [public_jwk(other_rsa_key, "rsa-1")]})
+    try:
+        TrustedIssuerFactory(name="Second IdP", issuer="https://idp2.example.com", jwks=None, jwks_url=other_server.url)
+        jwks_server.stop()
+        refused(mint(rsa_key), "jwks_unavailable")
+
+        token = mint(other_rsa_key, iss="https://idp2.example.com")
+        assert verify_identity_token(token, now=NOW).issuer_name == "Second IdP"
+        assert other_server.requests == 1
+    finally:
+        other_server.stop()
+
+
+def test_a_cached_key_set_still_verifies_inside_the_failure_window(remote_issuer, jwks_server, rsa_key, jwks_clock):
+    verify_identity_token(mint(rsa_key), now=NOW)
+    jwks_server.stop()
+
+    refused(mint(rsa_key, kid="rsa-2"), "jwks_unavailable")  # a new kid forces a refetch, which fails
+    assert verify_identity_token(mint(rsa_key, sub="agent-8"), now=NOW).identifier == "agent-8"
+
+
+def test_a_cached_key_set_expires_on_the_jwks_clock(remote_issuer, jwks_server, rsa_key, jwks_clock):
+    verify_identity_token(mint(rsa_key), now=NOW)
+    jwks_clock.advance(identity_proof.JWKS_CACHE_SECONDS - 1)
+    verify_identity_token(mint(rsa_key), now=NOW)
+    assert jwks_server.requests == 1
+
+    jwks_clock.advance(1)
+    verify_identity_token(mint(rsa_key), now=NOW)
+    assert jwks_server.requests == 2
+
+
+def test_a_stored_jwks_url_to_an_internal_address_is_never_fetched(remote_issuer, rsa_key, caplog):
+    """A row written before the address rules existed: refused at verification, without a fetch."""
+    TrustedIssuer.objects.filter(pk=remote_issuer.pk).update(jwks_url="https://169.254.169.254/latest/meta-data")
+
+    with caplog.at_level(logging.WARNING, logger="inventory.identity_proof"):
+        error = refused(mint(rsa_key), "jwks_unavailable")
+
+    assert "169.254" not in error.message and "Remote IdP" in error.message
+    assert "169.254.169.254" in caplog.text
+
+
+def test_an_unreadable_static_jwks_is_told_plainly(oidc_issuer, rsa_key, caplog):
+    bad_key = {"kty": "EC", "crv": "P-256", "x": "bm90", "y": "a2V5", "kid": "rsa-1"}
+    TrustedIssuer.objects.filter(pk=oidc_issuer.pk).update(jwks={"keys": [bad_key]})
+
+    with caplog.at_level(logging.WARNING, logger="inventory.identity_proof"):
+        error = refused(mint(rsa_key), "jwks_unavailable")
+
+    assert error.message == "The signing keys of issuer 'Corporate IdP' could not be fetched or read."
+    assert "Corporate IdP" in caplog.text
+
+
+# --- what messages may echo ----------------------------------------------------------------
+
+
+def test_a_token_that_is_not_utf8_is_malformed_without_decoder_details(oidc_issuer):
+    token = b64(b"\xa6\xff{}") + "." + segment(claims()) + ".sig"
+
+    error = refused(token, "token_malformed")
+
+    assert "codec" not in error.message and "0xa6" not in error.message
+
+
+def test_long_token_values_are_cut_short_in_messages(oidc_issuer, spiffe_issuer, rsa_key, ec_key):
+    long = "x" * 5000
+    bad_alg = f"{segment({'alg': long, 'kid': 'rsa-1'})}.{segment(claims())}.sig"
+    messages = [
+        refused(mint(rsa_key, kid=long), "key_unknown").message,
+        refused(mint(rsa_key, iss="https://" + long), "issuer_unknown").message,
+        refused(bad_alg, "algorithm_not_allowed").message,
+        refused(svid(ec_key, sub=f"spiffe://{long}.org/ns/prod"), "issuer_unknown").message,
+        refused(mint(ec_key, "ES256", "svid-1", headers={long: 1}, iss=DROP, sub=WORKLOAD), "token_malformed").message,
+    ]
+
+    for message in messages:
+        assert "x" * (identity_proof.MAX_ECHOED_CHARS + 1) not in message, message
+        assert "x…'" in message, message  # cut, and the reader is told so
+        assert len(message) < 300
+
+
+def test_a_short_kid_is_echoed_whole(oidc_issuer, rsa_key):
+    assert "'rsa-2'" in refused(mint(rsa_key, kid="rsa-2"), "key_unknown").message
 
 
 # --- the registry's rules ------------------------------------------------------------------
@@ -728,6 +940,86 @@ def test_a_loopback_http_jwks_url_is_allowed_only_when_configured(settings):
 
     assert issuer_errors(jwks=None, jwks_url=url) == {}
     assert "jwks_url" in issuer_errors(jwks=None, jwks_url="http://idp.example.com/jwks")
+
+
+INTERNAL_JWKS_URLS = [
+    "https://169.254.169.254/latest/meta-data",
+    "https://127.0.0.1:8011/jwks",
+    "https://127.0.0.2/jwks",
+    "https://10.0.0.5/jwks",
+    "https://172.16.3.4/jwks",
+    "https://192.168.1.10/jwks",
+    "https://0.0.0.0/jwks",
+    "https://224.0.0.251/jwks",
+    "https://[::1]/jwks",
+    "https://[::]/jwks",
+    "https://[fe80::1]/jwks",
+    "https://[fd12:3456::1]/jwks",
+    "https://[ff02::1]/jwks",
+    "https://[::ffff:169.254.169.254]/jwks",
+    "https://localhost/jwks",
+    "https://LocalHost./jwks",
+    "https://idp.localhost/jwks",
+    "https://2852039166/latest/meta-data",
+    "https://0xa9.0xfe.0xa9.0xfe/latest/meta-data",
+    "https://127.1/jwks",
+    "https://0177.0.0.1/jwks",
+    "https://\uff11\uff16\uff19.\uff12\uff15\uff14.\uff11\uff16\uff19.\uff12\uff15\uff14/latest/meta-data",
+]
+
+
+@pytest.mark.parametrize("url", INTERNAL_JWKS_URLS)
+def test_a_jwks_url_to_an_internal_address_is_refused(url):
+    errors = issuer_errors(jwks=None, jwks_url=url)
+
+    assert "jwks_url" in errors
+    assert "public" in errors["jwks_url"][0]
+
+
+def test_the_refusal_names_the_kind_of_address():
+    assert "link-local" in issuer_errors(jwks=None, jwks_url=INTERNAL_JWKS_URLS[0])["jwks_url"][0]
+    assert "loopback" in issuer_errors(jwks=None, jwks_url=INTERNAL_JWKS_URLS[1])["jwks_url"][0]
+    assert "private" in issuer_errors(jwks=None, jwks_url="https://10.0.0.5/jwks")["jwks_url"][0]
+
+
+@pytest.mark.parametrize(
+    "url",
+    ["https://idp.example.com/.well-known/jwks.json", "https://8.8.8.8/jwks", "https://[2606:4700::1111]/jwks"],
+)
+def test_a_jwks_url_to_a_public_host_is_accepted(url):
+    assert issuer_errors(jwks=None, jwks_url=url) == {}
+
+
+@pytest.mark.parametrize("setting", ["WARRANT_ALLOW_HTTP_JWKS", "DEBUG"])
+def test_loopback_jwks_urls_are_allowed_for_development_and_nothing_else_internal(settings, setting):
+    setattr(settings, setting, True)
+
+    for url in (
+        "https://127.0.0.1:8443/jwks",
+        "https://localhost/jwks",
+        "https://[::1]/jwks",
+        "http://localhost:8080/jwks",
+    ):
+        assert issuer_errors(jwks=None, jwks_url=url) == {}, url
+    for url in ("https://169.254.169.254/latest/meta-data", "https://10.0.0.5/jwks", "https://[fd00::1]/jwks"):
+        assert "jwks_url" in issuer_errors(jwks=None, jwks_url=url), url
+
+
+def test_an_internal_jwks_url_is_refused_on_update_and_nothing_changes(admin_actor):
+    issuer = TrustedIssuerFactory()
+
+    error = refuses(
+        ValidationError,
+        trusted_issuer_update,
+        actor=admin_actor,
+        trusted_issuer=issuer,
+        jwks=None,
+        jwks_url="https://169.254.169.254/latest/meta-data",
+    )
+
+    assert "jwks_url" in error.message_dict
+    issuer.refresh_from_db()
+    assert (issuer.jwks_url, issuer.jwks is not None) == ("", True)
 
 
 # --- the registry's services ---------------------------------------------------------------

@@ -121,6 +121,10 @@ def test_the_kind_cannot_be_changed(world, admin_user):
         ({"clock_skew_seconds": "60"}, "clock_skew_seconds"),
         ({"issuer": "spiffe://example.org/ns/prod"}, "issuer"),
         ({"kind": "saml"}, "kind"),
+        ({"jwks": None, "jwks_url": "https://169.254.169.254/latest/meta-data"}, "jwks_url"),
+        ({"jwks": None, "jwks_url": "https://127.0.0.1:8011/jwks"}, "jwks_url"),
+        ({"jwks": None, "jwks_url": "https://[fd00::1]/jwks"}, "jwks_url"),
+        ({"jwks": None, "jwks_url": "https://localhost/jwks"}, "jwks_url"),
     ],
 )
 def test_an_invalid_issuer_is_a_400_naming_the_field_and_writes_nothing(world, admin_user, overrides, field):
@@ -179,3 +183,32 @@ def test_the_list_costs_the_same_queries_for_one_issuer_or_many(world, admin_use
     TrustedIssuerFactory.create_batch(5)
 
     assert count_queries(client, ISSUERS) == one
+
+
+def test_switching_to_an_internal_jwks_url_is_a_400_and_changes_nothing(world, admin_user):
+    url = f"{ISSUERS}{world['issuer'].pk}/"
+    events = AuditEvent.objects.count()
+
+    response = session_client(admin_user).patch(
+        url, {"jwks": None, "jwks_url": "https://169.254.169.254/latest/meta-data"}, format="json"
+    )
+
+    assert response.status_code == 400, response.data
+    assert "link-local" in response.data["jwks_url"][0]
+    world["issuer"].refresh_from_db()
+    assert world["issuer"].jwks_url == "" and AuditEvent.objects.count() == events
+
+
+def test_a_loopback_jwks_url_is_accepted_for_development_but_not_the_metadata_address(world, admin_user, settings):
+    settings.WARRANT_ALLOW_HTTP_JWKS = True
+    client = session_client(admin_user)
+
+    response = client.post(ISSUERS, new_issuer(jwks=None, jwks_url="http://127.0.0.1:5556/keys"), format="json")
+    assert response.status_code == 201, response.data
+
+    response = client.post(
+        ISSUERS,
+        new_issuer(name="metadata", issuer="spiffe://other.org", jwks=None, jwks_url="https://169.254.169.254/"),
+        format="json",
+    )
+    assert response.status_code == 400 and "jwks_url" in response.data

@@ -297,14 +297,16 @@ def test_a_field_error_is_shown_next_to_the_field_and_writes_nothing(
     assert agent.name == "Ticket triage"
 
 
-def test_a_duplicate_identity_names_the_agent_that_holds_it(owner, agent, other_owner):
+def test_a_duplicate_identity_names_the_holder_only_to_those_who_may_see_it(owner, agent, other_owner, admin_user):
     WorkloadIdentityFactory(agent=AgentFactory(owner=other_owner, slug="billing"), identifier="spiffe://x/billing")
-    response = client_as(owner).post(
-        reverse("workload-identity-add", args=[agent.slug]), {"type": "spiffe", "identifier": "spiffe://x/billing"}
-    )
+    url = reverse("workload-identity-add", args=[agent.slug])
+    response = client_as(owner).post(url, {"type": "spiffe", "identifier": "spiffe://x/billing"})
     assert response.status_code == 400
-    assert b"This identity already belongs to agent billing" in response.content
+    assert b"already belongs to another agent (one you cannot see" in response.content
+    assert b"billing" not in response.content.replace(b"spiffe://x/billing", b"")
     assert not agent.identities.exists()
+    response = client_as(admin_user).post(url, {"type": "spiffe", "identifier": "spiffe://x/billing"})
+    assert b"This identity already belongs to agent billing" in response.content
 
 
 def test_a_row_error_reopens_that_rows_form(owner, agent, frozen_now):
