@@ -88,7 +88,7 @@ from django.contrib.auth import get_user_model  # noqa: E402
 from django.contrib.auth.models import Group  # noqa: E402
 from django.core.management import call_command  # noqa: E402
 from django.db import connection, transaction  # noqa: E402
-from django.test.utils import CaptureQueriesContext  # noqa: E402
+from django.test.utils import CaptureQueriesContext, override_settings  # noqa: E402
 
 from delegations.decisions import DecisionRequest, Subject, decide  # noqa: E402
 from delegations.models import DecisionLog, DelegationGrant, GrantScope  # noqa: E402
@@ -485,7 +485,9 @@ def plans(now: datetime, labelled: list[tuple[str, DecisionRequest]]) -> None:
     """EXPLAIN (ANALYZE, BUFFERS) of each query ``decide`` runs for each request, as it ran them (captured)."""
     print("\nPlans of the decision queries (EXPLAIN ANALYZE, BUFFERS), as decide() ran them:")
     for label, request in labelled:
-        with CaptureQueriesContext(connection) as queries:
+        # Client-side binding for the capture, so that the logged SQL holds its parameters (the plans are
+        # those PostgreSQL makes for these values; prepared, it reuses one per connection).
+        with override_settings(WARRANT_DB_PREPARE=False), CaptureQueriesContext(connection) as queries:
             decide(request, now=now)
         for number, query in enumerate(queries.captured_queries, 1):
             with connection.cursor() as cursor:

@@ -16,7 +16,8 @@ functions here, so there is one answer everywhere:
   authorise at ``now``, and until when?" for the token issuer and introspection.
 
 Cost: two SQL queries per decision whatever the number of grants (the agent with its tool and
-the policy; the candidate grants with their chain), plus one insert when the decision is logged
+the policy; the grants in force and the latest others, each part by an index), a third only when a
+candidate was handed on along a chain (the chain, recursively), plus one insert when it is logged
 (every deny, a sample of allows: ``decision_log_write``). The window rule mirrors
 ``DelegationGrant.objects.active_at``; ``tests/delegations/test_decisions.py`` checks the two
 agree on every state.
@@ -87,12 +88,6 @@ OUT_OF_SCOPE = frozenset(
 
 _SCOPE_CODES = ("access_not_granted", "resource_outside_pattern", "intent_not_allowed", "on_behalf_mismatch")
 _ORDER = {code: i for i, code in enumerate(REASONS)}
-#: Candidate rows (grant × scope of the tool) read per decision. Rows whose grant is in force now
-#: and whose scope covers the call (access and resource) come first, then the latest end: a long
-#: history of expired, revoked or other grants never grows the work nor hides a grant that allows —
-#: unless more than this many in-force grants cover the same call and all fail on intent, person or
-#: chain. The rest only inform the reasons of a denial.
-CANDIDATE_LIMIT = 64
 
 
 @dataclass(frozen=True)
@@ -244,60 +239,97 @@ def _agent_sql(by: str) -> str:
     """
 
 
-def _chain_sql(where: str, *, scopes: bool) -> str:
-    """A query over grants with their chain joined level by level (``MAX_DELEGATION_DEPTH`` - 1
-    ancestors, each with its agent's state) and, when ``scopes``, one row per scope of the tool."""
-    grants, agents, users = DelegationGrant._meta.db_table, Agent._meta.db_table, get_user_model()._meta.db_table
-    username = get_user_model().USERNAME_FIELD
-    columns = ["g.id", "g.agent_id", "g.status", "g.starts_at", "g.expires_at", "g.intents"]
-    columns += [f"u.{username}", "ga.state"]
-    joins = [f"JOIN {agents} ga ON ga.id = g.agent_id", f"LEFT JOIN {users} u ON u.id = g.on_behalf_of_id"]
-    if scopes:
-        joins.insert(0, f"JOIN {GrantScope._meta.db_table} s ON s.grant_id = g.id")
-        columns += ["s.access", "s.resource_pattern"]
-    previous = "g"
-    for level in range(1, MAX_DELEGATION_DEPTH):
-        p, pa = f"p{level}", f"pa{level}"
-        joins.append(f"LEFT JOIN {grants} {p} ON {p}.id = {previous}.parent_id")
-        joins.append(f"LEFT JOIN {agents} {pa} ON {pa}.id = {p}.agent_id")
-        columns += [f"{p}.id", f"{p}.status", f"{p}.starts_at", f"{p}.expires_at", f"{pa}.state"]
-        previous = p
-    return f"SELECT {', '.join(columns)} FROM {grants} g {' '.join(joins)} WHERE {where}"
-
-
-_CANDIDATES_SQL = None
-_GRANT_SQL = None
+#: Rows of grants in force now read per decision (every grant of the agent that names the tool and
+#: authorises by its own window; far more than any agent holds), and rows of its latest other grants
+#: read to explain a denial (expired, revoked, not started). Each part is served by an index, so a long
+#: history of lapsed grants never grows the work, nor hides a grant that allows.
+IN_FORCE_LIMIT = 256
+LAPSED_LIMIT = 16
+#: Uses of a statement on a connection after which psycopg prepares it (``_cursor``).
+PREPARE_AFTER = 3
 
 
 def _candidates_sql() -> str:
-    """The second query: the agent's grants with a scope of the tool (lapsed ones too, for the reasons),
-    those that cover the call and are in force first (see ``CANDIDATE_LIMIT``), then latest end first.
-    Parameters: agent id, tool name, now, now, access, resource, resource."""
+    """The second query: the agent's grant scopes of the tool — those whose grant is in force now (by
+    ``grant_agent_status_idx``), then the latest others (by ``grant_agent_expires_idx``) for the
+    reasons; a grant may appear in both. Parameters: agent id, now, now, tool, agent id, tool."""
     global _CANDIDATES_SQL
     if _CANDIDATES_SQL is None:
         S = DelegationGrant.Status
-        statuses = ", ".join(f"'{s}'" for s in (S.ACTIVE, S.EXPIRED, S.REVOKED))
-        pattern, prefix = "s.resource_pattern", "length(s.resource_pattern) - 1"
-        # ``resource_matches`` in SQL: empty pattern, the same resource, or a prefix ending in "*".
-        covers = (
-            f"({pattern} = '' OR {pattern} = %s OR (substr({pattern}, length({pattern}), 1) = '*' "
-            f"AND substr(CAST(%s AS TEXT), 1, {prefix}) = substr({pattern}, 1, {prefix})))"
+        grants, scopes = DelegationGrant._meta.db_table, GrantScope._meta.db_table
+        user = get_user_model()
+        columns = (
+            "g.id AS grant_id, g.parent_id, g.status, g.starts_at, g.expires_at, g.intents, g.on_behalf_of_id, "
+            "s.id AS scope_id, s.access, s.resource_pattern"
         )
-        in_force = f"g.status = '{S.ACTIVE}' AND g.starts_at <= %s AND g.expires_at > %s"
-        _CANDIDATES_SQL = _chain_sql(
-            f"g.agent_id = %s AND s.tool_name = %s AND g.status IN ({statuses}) "
-            f"ORDER BY CASE WHEN {in_force} AND s.access = %s AND {covers} THEN 0 ELSE 1 END, "
-            f"g.expires_at DESC, g.id DESC LIMIT {CANDIDATE_LIMIT}",
-            scopes=True,
+        base = f"FROM {grants} g JOIN {scopes} s ON s.grant_id = g.id"
+        in_force = (
+            f"SELECT {columns} {base} WHERE g.agent_id = %s AND g.status = '{S.ACTIVE}' "
+            f"AND g.starts_at <= %s AND g.expires_at > %s AND s.tool_name = %s LIMIT {IN_FORCE_LIMIT}"
+        )
+        statuses = ", ".join(f"'{x}'" for x in (S.ACTIVE, S.EXPIRED, S.REVOKED))
+        # Ordered by the index's own order only, so that the scan stops after LAPSED_LIMIT rows.
+        latest = (
+            f"SELECT {columns} {base} WHERE g.agent_id = %s AND s.tool_name = %s AND g.status IN ({statuses}) "
+            f"ORDER BY g.expires_at DESC LIMIT {LAPSED_LIMIT}"
+        )
+        _CANDIDATES_SQL = (
+            f"SELECT c.*, u.{user.USERNAME_FIELD} FROM (SELECT * FROM ({in_force}) AS in_force "
+            f"UNION ALL SELECT * FROM ({latest}) AS latest) AS c "
+            f"LEFT JOIN {user._meta.db_table} u ON u.id = c.on_behalf_of_id"
         )
     return _CANDIDATES_SQL
 
 
-def _grant_sql() -> str:
-    global _GRANT_SQL
-    if _GRANT_SQL is None:
-        _GRANT_SQL = _chain_sql("g.id = %s", scopes=False)
-    return _GRANT_SQL
+def _chain_sql(count: int) -> str:
+    """The grants from ``count`` starting ids up their chains (a recursive query, at most
+    ``MAX_DELEGATION_DEPTH`` levels): id, parent id, status, starts_at, expires_at, agent id, agent state."""
+    grants, agents = DelegationGrant._meta.db_table, Agent._meta.db_table
+    ids = ", ".join(["%s"] * count)
+    return f"""
+        WITH RECURSIVE chain(id, parent_id, status, starts_at, expires_at, agent_id, depth) AS (
+            SELECT id, parent_id, status, starts_at, expires_at, agent_id, 1 FROM {grants} WHERE id IN ({ids})
+            UNION ALL
+            SELECT g.id, g.parent_id, g.status, g.starts_at, g.expires_at, g.agent_id, c.depth + 1
+            FROM {grants} g JOIN chain c ON g.id = c.parent_id WHERE c.depth < {MAX_DELEGATION_DEPTH}
+        )
+        SELECT c.id, c.parent_id, c.status, c.starts_at, c.expires_at, c.agent_id, a.state
+        FROM chain c JOIN {agents} a ON a.id = c.agent_id
+    """
+
+
+_CANDIDATES_SQL = None
+
+
+def _cursor():
+    """A cursor for the decision's queries. On PostgreSQL it binds parameters on the server, so that
+    psycopg prepares each statement after ``PREPARE_AFTER`` uses on a connection and PostgreSQL skips
+    planning from then on (planning costs more than running these queries); the rest of the
+    application keeps Django's client-side binding. ``settings.WARRANT_DB_PREPARE`` turns it off (for a
+    transaction-pooling proxy). Queries are logged and errors wrapped as with ``connection.cursor()``."""
+    if connection.vendor != "postgresql" or not settings.WARRANT_DB_PREPARE:
+        return connection.cursor()
+    import psycopg
+    from django.db.backends.utils import CursorDebugWrapper, CursorWrapper
+
+    connection.ensure_connection()
+    raw = connection.connection
+    if raw.prepare_threshold is None:
+        raw.prepare_threshold = PREPARE_AFTER  # only server-binding cursors ever prepare
+    wrapper = CursorDebugWrapper if connection.queries_logged else CursorWrapper
+    return wrapper(psycopg.Cursor(raw), connection)
+
+
+def _grants_up(ids) -> dict[int, tuple]:
+    """``id → (parent id, status, starts_at, expires_at, agent id, agent state)`` for the grants ``ids``
+    and every grant up their chains; one query (none for no ids)."""
+    ids = sorted(set(ids))
+    if not ids:
+        return {}
+    with _cursor() as cursor:
+        cursor.execute(_chain_sql(len(ids)), ids)
+        rows = cursor.fetchall()
+    return {row[0]: (row[1], row[2], _aware(row[3]), _aware(row[4]), row[5], row[6]) for row in rows}
 
 
 # --- the rule -----------------------------------------------------------------------------------
@@ -329,17 +361,18 @@ def _ancestor_window(status, starts_at, expires_at, agent_state, now) -> str | N
     return None
 
 
-def _chain(row, offset: int, now: datetime) -> tuple[list[int], datetime, str | None]:
-    """Walk the ancestors in ``row`` from column ``offset``: ``(ids, first end, reason or None)``."""
+def _ancestors(parent_id: int | None, grants: dict[int, tuple], now: datetime):
+    """Walk up from ``parent_id`` through ``grants`` (``_grants_up``): ``(ids, first end, reason or None)``."""
     ids, ends, problem = [], None, None
-    for level in range(MAX_DELEGATION_DEPTH - 1):
-        pid, status, starts_at, expires_at, agent_state = row[offset + 5 * level : offset + 5 * level + 5]
-        if pid is None:
-            break
-        starts_at, expires_at = _aware(starts_at), _aware(expires_at)
-        ids.append(pid)
+    while parent_id is not None and len(ids) < MAX_DELEGATION_DEPTH:
+        up = grants.get(parent_id)
+        if up is None:  # not read (deeper than the bound): treat the chain as not in force
+            return ids, ends, problem or "parent_grant_inactive"
+        next_parent, status, starts_at, expires_at, _, agent_state = up
+        ids.append(parent_id)
         ends = expires_at if ends is None else min(ends, expires_at)
         problem = problem or _ancestor_window(status, starts_at, expires_at, agent_state, now)
+        parent_id = next_parent
     return ids, ends, problem
 
 
@@ -371,7 +404,7 @@ def decide(request: DecisionRequest, *, now: datetime, viewer=None) -> Decision:
         params = [request.tool, s.type, s.issuer, s.identifier]
     else:
         params = [request.tool, request.agent_id]
-    with connection.cursor() as cursor:
+    with _cursor() as cursor:
         cursor.execute(_agent_sql(by), params)
         row = cursor.fetchone()
     if row is None or not _may_ask(viewer, row[6], row[7]):
@@ -400,17 +433,21 @@ def decide(request: DecisionRequest, *, now: datetime, viewer=None) -> Decision:
     if agent_level:
         return deny(*agent_level)
 
-    with connection.cursor() as cursor:
+    with _cursor() as cursor:
         at = connection.ops.adapt_datetimefield_value(now)
-        params = [agent_id, request.tool, at, at, request.access, request.resource, request.resource]
-        cursor.execute(_candidates_sql(), params)
+        cursor.execute(_candidates_sql(), [agent_id, at, at, request.tool, agent_id, request.tool])
         rows = cursor.fetchall()
     if not rows:
         return deny(reason("no_grant", f"Nothing gives {slug} {request.tool}:{request.access}."))
+    # The chains of delegated grants, in a third query only when one of them has a parent.
+    chains = _grants_up(row[1] for row in rows if row[1] is not None)
 
-    best_key, best, allowed = None, [], []
+    best_key, best, allowed, seen = None, [], [], set()
     for row in rows:
-        grant_id, _, status, starts_at, expires_at, intents, obo, _, access, pattern = row[:10]
+        grant_id, parent_id, status, starts_at, expires_at, intents, _, scope_id, access, pattern, obo = row
+        if scope_id in seen:  # in force and among the latest: read twice
+            continue
+        seen.add(scope_id)
         starts_at, expires_at = _aware(starts_at), _aware(expires_at)
         scope = []  # (code, detail): the call is not what this grant's scope covers
         if access != request.access:
@@ -424,7 +461,7 @@ def decide(request: DecisionRequest, *, now: datetime, viewer=None) -> Decision:
         if obo and obo != request.on_behalf_of:
             asked = repr(request.on_behalf_of) if request.on_behalf_of else "nobody"
             scope.append(("on_behalf_mismatch", f"It acts for {obo}; asked for {asked}."))
-        ancestors, chain_ends, chain_problem = _chain(row, 10, now)
+        ancestors, chain_ends, chain_problem = _ancestors(parent_id, chains, now)
         chain = (grant_id, *ancestors)
         authority = [(c, "") for c in (_own_window(status, starts_at, expires_at, now), chain_problem) if c]
         if request.grant_chain and chain != request.grant_chain:
@@ -453,17 +490,14 @@ def grant_authority(grant_id: int, *, now: datetime) -> Authority:
     checks of ``decide`` — the agent active, its attestation not overdue past grace, and every
     scope's tool in its inventory and within its data-class clearance (``tool_unknown``,
     ``data_class_not_cleared``), so that a task token never carries a scope a decision would deny.
-    A handful of queries (the task-token issuer and introspection call it, not the hot path). A grant
+    A handful of queries (the grant and its chain in one; the task-token issuer and introspection call it). A grant
     that does not exist is ``ok=False`` with ``grant_not_approved``."""
     now = now.astimezone(UTC)
-    with connection.cursor() as cursor:
-        cursor.execute(_grant_sql(), [grant_id])
-        row = cursor.fetchone()
-    if row is None:
+    grants = _grants_up([grant_id])
+    if grant_id not in grants:
         return Authority(False, grant_id, None, reasons=(reason("grant_not_approved", "No such grant."),))
-    _, agent_id, status, starts_at, expires_at, _, _, agent_state = row[:8]
-    starts_at, expires_at = _aware(starts_at), _aware(expires_at)
-    ancestors, chain_ends, chain_problem = _chain(row, 8, now)
+    parent_id, status, starts_at, expires_at, agent_id, agent_state = grants[grant_id]
+    ancestors, chain_ends, chain_problem = _ancestors(parent_id, grants, now)
     chain = (grant_id, *ancestors)
     ends = expires_at if chain_ends is None else min(expires_at, chain_ends)
     codes = []

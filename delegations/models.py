@@ -183,6 +183,8 @@ class DelegationGrant(models.Model):
         indexes = [
             models.Index(fields=["status", "expires_at"], name="grant_status_expires_idx"),
             models.Index(fields=["agent", "status"], name="grant_agent_status_idx"),
+            # The runtime decision reads an agent's latest grants by this (``decisions._candidates_sql``).
+            models.Index(fields=["agent", "expires_at"], name="grant_agent_expires_idx"),
         ]
 
     def __str__(self):

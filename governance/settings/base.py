@@ -83,6 +83,14 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     DATABASES["default"].setdefault("OPTIONS", {}).update(
         {"timeout": 20, "init_command": "PRAGMA journal_mode=WAL;", "transaction_mode": "IMMEDIATE"}
     )
+else:
+    # PostgreSQL: keep connections across requests (checked before reuse), so that the statements the
+    # runtime decision prepares on a connection (delegations.decisions) are planned once per connection.
+    DATABASES["default"]["CONN_MAX_AGE"] = env.int("WARRANT_DB_CONN_MAX_AGE", default=60)
+    DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+# The runtime decision's queries are prepared on PostgreSQL after a few uses on a connection; behind a
+# transaction-pooling proxy, which cannot keep prepared statements, set WARRANT_DB_PREPARE=false.
+WARRANT_DB_PREPARE = env.bool("WARRANT_DB_PREPARE", default=True)
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_PASSWORD_VALIDATORS = [

@@ -433,11 +433,11 @@ def test_the_decision_log_is_pruned_after_its_retention(agent):
 
 def test_a_live_grant_is_found_behind_any_number_of_lapsed_or_other_grants(agent):
     """Grants ending later than the live one — revoked, scheduled, or for other resources — never hide it."""
-    from delegations.decisions import CANDIDATE_LIMIT
+    from delegations.decisions import LAPSED_LIMIT
 
     live = grant(agent, expires_at=NOW + timedelta(hours=1))
     later = NOW + timedelta(days=5)
-    for _ in range(CANDIDATE_LIMIT):
+    for _ in range(LAPSED_LIMIT * 5):
         grant(agent, status="revoked", expires_at=later)
         grant(agent, pattern="invoices/*", expires_at=later)
         grant(agent, starts_at=NOW + timedelta(hours=2), expires_at=later)
@@ -554,3 +554,15 @@ def test_each_grant_level_reason_names_its_grant_and_says_what_it_covers(agent):
     assert "It serves triage; asked no intent." in by_code["intent_not_allowed"].message
     assert by_code["intent_not_allowed"].as_dict()["grant"] == g.pk
     assert decide(ask(tool="shell"), now=NOW).reasons[0].as_dict().keys() == {"code", "message"}
+
+
+def test_a_delegated_grant_costs_one_more_query_whatever_its_history(chain, agent):
+    root, child = chain
+    with CaptureQueriesContext(connection) as queries:
+        assert decide(ask(resource="accounts/1"), now=NOW).allowed
+    assert len(queries) == 3
+    for _ in range(40):
+        GrantFactory(agent=agent, parent=root, status="expired", scopes=[("crm", "read", "accounts/*")])
+    with CaptureQueriesContext(connection) as queries:
+        assert decide(ask(resource="accounts/1"), now=NOW).grant_id == child.pk
+    assert len(queries) == 3
