@@ -32,8 +32,9 @@ p90, p99 and max per decision, the SQL queries of one decision of each kind
 
 Over HTTP. For each ``--workers`` count and each ``--conn-max-age`` it starts gunicorn
 (``governance.wsgi`` with ``DJANGO_SETTINGS_MODULE=bench.decision_settings``: the production
-settings, DEBUG off; ``CONN_MAX_AGE`` 0 is what production runs with, as ``DATABASE_URL`` sets none:
-a new database connection per request) on a free local port, then for ``--duration`` seconds each, after
+settings, DEBUG off; ``CONN_MAX_AGE`` 60 is what production runs with by default —
+``WARRANT_DB_CONN_MAX_AGE`` — and 0 would open a database connection per request) on a free local
+port, then for ``--duration`` seconds each, after
 ``--warmup`` seconds, drives with the same load generator: ``POST /bench/ping`` (the framework
 floor: same authentication, permissions, parser and renderer, answers ``{"ok": true}``), then
 ``POST /api/v1/decisions`` with the policy's ``decision_allow_sample_percent`` at 10 (the
@@ -933,9 +934,7 @@ def main() -> None:
     parser.add_argument("--load-only", action="store_true", help="load (or check the marker), then stop")
     parser.add_argument("--skip-http", action="store_true", help="measure in process only")
     parser.add_argument("--workers", default="2,3", help="gunicorn worker counts, comma-separated")
-    parser.add_argument(
-        "--conn-max-age", default="0,60", help="CONN_MAX_AGE values, comma-separated (0: what production runs with)"
-    )
+    parser.add_argument("--conn-max-age", default="60", help="CONN_MAX_AGE values, comma-separated (60: the default)")
     parser.add_argument("--connections", type=int, default=4, help="concurrent connections of the load generator")
     parser.add_argument("--processes", type=int, default=2, help="load generator processes")
     parser.add_argument("--warmup", type=float, default=5.0, help="seconds before each measured window")

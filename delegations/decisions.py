@@ -40,6 +40,7 @@ from django.contrib.auth import get_user_model
 from django.db import connection
 
 from governance.models import MAX_DELEGATION_DEPTH, Policy
+from governance.roles import can_read_all
 from inventory.models import Agent, Tool, WorkloadIdentity
 from inventory.permissions import can_view_agent
 
@@ -244,7 +245,7 @@ def _agent_sql(by: str) -> str:
 #: read to explain a denial (expired, revoked, not started). Each part is served by an index, so a long
 #: history of lapsed grants never grows the work, nor hides a grant that allows.
 IN_FORCE_LIMIT = 256
-LAPSED_LIMIT = 16
+LAPSED_LIMIT = 8
 #: Uses of a statement on a connection after which psycopg prepares it (``_cursor``).
 PREPARE_AFTER = 3
 
@@ -387,7 +388,9 @@ def _attestation_overdue(risk_tier: str, due: date | None, grace_days: int, now:
 
 def _may_ask(viewer, owner_id, backup_owner_id) -> bool:
     """``inventory.permissions.can_view_agent`` on the ids the first query read (no agent object)."""
-    return viewer is None or can_view_agent(viewer, Agent(owner_id=owner_id, backup_owner_id=backup_owner_id))
+    if viewer is None or can_read_all(viewer):
+        return True
+    return can_view_agent(viewer, Agent(owner_id=owner_id, backup_owner_id=backup_owner_id))
 
 
 def decide(request: DecisionRequest, *, now: datetime, viewer=None) -> Decision:
@@ -538,34 +541,65 @@ def should_log(decision: Decision, *, sample=random.random) -> bool:
     return percent >= 100 or (percent > 0 and sample() * 100 < percent)
 
 
+_LOG_FIELDS = (
+    "decided_at",
+    "agent_id",
+    "presented",
+    "tool_name",
+    "access",
+    "resource",
+    "intent",
+    "on_behalf_of",
+    "claimed_chain",
+    "outcome",
+    "reasons",
+    "out_of_scope",
+    "grant_id",
+    "authority_ends_at",
+    "requested_by_id",
+    "requested_via",
+)
+_LOG_SQL = None
+
+
 def decision_log_write(
     request: DecisionRequest, decision: Decision, *, requested_by=None, requested_via: str = ""
-) -> DecisionLog | None:
-    """Keep ``decision`` in the decision log if ``should_log`` says so; one insert. Returns the entry or None.
+) -> bool:
+    """Keep ``decision`` in the decision log if ``should_log`` says so: one insert (a statement the
+    connection prepares, like the decision's own queries). Returns whether it was kept.
 
     Not an audit event: the log is high-volume and pruned (``decision_log_prune``); what a person
     must act on — repeated out-of-scope denials — becomes a finding (``decisions_flag_out_of_scope``).
     """
+    global _LOG_SQL
     if not should_log(decision):
-        return None
-    return DecisionLog.objects.create(
-        decided_at=decision.decided_at,
-        agent_id=decision.agent_id,
-        presented=request.presented()[:600],
-        tool_name=request.tool[:100],
-        access=request.access[:16],
-        resource=request.resource[:500],
-        intent=request.intent[:200],
-        on_behalf_of=request.on_behalf_of[:150],
-        claimed_chain=list(request.grant_chain),
-        outcome=decision.outcome,
-        reasons=decision.codes,
-        out_of_scope=decision.out_of_scope,
-        grant_id=decision.grant_id,
-        authority_ends_at=decision.authority_ends_at,
-        requested_by=requested_by if getattr(requested_by, "is_authenticated", False) else None,
-        requested_via=requested_via[:200],
-    )
+        return False
+    values = {
+        "decided_at": decision.decided_at,
+        "agent_id": decision.agent_id,
+        "presented": request.presented()[:600],
+        "tool_name": request.tool[:100],
+        "access": request.access[:16],
+        "resource": request.resource[:500],
+        "intent": request.intent[:200],
+        "on_behalf_of": request.on_behalf_of[:150],
+        "claimed_chain": list(request.grant_chain),
+        "outcome": decision.outcome,
+        "reasons": decision.codes,
+        "out_of_scope": decision.out_of_scope,
+        "grant_id": decision.grant_id,
+        "authority_ends_at": decision.authority_ends_at,
+        "requested_by_id": requested_by.pk if getattr(requested_by, "is_authenticated", False) else None,
+        "requested_via": requested_via[:200],
+    }
+    meta = DecisionLog._meta
+    if _LOG_SQL is None:
+        columns = ", ".join(meta.get_field(name).column for name in _LOG_FIELDS)
+        _LOG_SQL = f"INSERT INTO {meta.db_table} ({columns}) VALUES ({', '.join(['%s'] * len(_LOG_FIELDS))})"
+    params = [meta.get_field(name).get_db_prep_save(values[name], connection) for name in _LOG_FIELDS]
+    with _cursor() as cursor:
+        cursor.execute(_LOG_SQL, params)
+    return True
 
 
 # --- jobs ---------------------------------------------------------------------------------------

@@ -341,8 +341,7 @@ def test_grant_authority_reports_the_chain_end_and_the_agent_checks(chain):
 def test_every_denial_is_logged_with_its_reasons(agent, owner):
     request = ask(resource="invoices/1", intent="export")
     decision = decide(request, now=NOW)
-    entry = decision_log_write(request, decision, requested_by=owner, requested_via="gateway")
-    assert entry is not None
+    assert decision_log_write(request, decision, requested_by=owner, requested_via="gateway") is True
     row = DecisionLog.objects.get()
     assert (row.outcome, row.reasons, row.out_of_scope, row.agent_id) == ("deny", ["no_grant"], True, agent.pk)
     assert (row.tool_name, row.resource, row.intent, row.requested_via) == ("crm", "invoices/1", "export", "gateway")
