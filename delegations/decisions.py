@@ -101,6 +101,8 @@ class Subject:
     issuer: str = ""
 
     def __str__(self):
+        if self.identifier.startswith(f"{self.type}://"):  # a SPIFFE ID names its own type
+            return self.identifier
         return f"{self.type}:{self.issuer + ' ' if self.issuer else ''}{self.identifier}"
 
 
@@ -466,7 +468,8 @@ def decide(request: DecisionRequest, *, now: datetime, viewer=None) -> Decision:
             scope.append(("on_behalf_mismatch", f"It acts for {obo}; asked for {asked}."))
         ancestors, chain_ends, chain_problem = _ancestors(parent_id, chains, now)
         chain = (grant_id, *ancestors)
-        authority = [(c, "") for c in (_own_window(status, starts_at, expires_at, now), chain_problem) if c]
+        covers = f"It gives {request.tool}:{access}" + (f" on {pattern!r}." if pattern else ".")
+        authority = [(c, covers) for c in (_own_window(status, starts_at, expires_at, now), chain_problem) if c]
         if request.grant_chain and chain != request.grant_chain:
             authority.append(("grant_chain_mismatch", f"Its chain is {', '.join(map(str, chain))}."))
         if not scope and not authority:

@@ -147,7 +147,8 @@ def render_decision(decision: Decision, *, logged: bool) -> dict:
 
 
 class DecisionViewSet(WarrantViewSet):
-    """Runtime decisions before tool calls (DESIGN.md invariant 1; OWASP NHI Top 10 2025 NHI5)."""
+    """Runtime decisions before tool calls: may this agent, now, call this tool with this access on
+    this resource? (OWASP NHI Top 10 2025 NHI5: least privilege at the moment of use.)"""
 
     read_scope = IntegrationToken.Scope.DECISIONS_CHECK
     write_scope = IntegrationToken.Scope.DECISIONS_CHECK

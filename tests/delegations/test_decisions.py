@@ -565,3 +565,16 @@ def test_a_delegated_grant_costs_one_more_query_whatever_its_history(chain, agen
     with CaptureQueriesContext(connection) as queries:
         assert decide(ask(resource="accounts/1"), now=NOW).grant_id == child.pk
     assert len(queries) == 3
+
+
+def test_the_log_shows_an_identity_as_presented_without_repeating_its_type():
+    assert str(Subject("spiffe", SPIFFE)) == SPIFFE
+    assert str(Subject("oidc", "svc-1", "https://idp.example.com")) == "oidc:https://idp.example.com svc-1"
+    assert str(Subject("aws_iam_role", "arn:aws:iam::1:role/x")) == "aws_iam_role:arn:aws:iam::1:role/x"
+
+
+def test_a_lapsed_grant_says_what_it_gave(agent):
+    g = grant(agent, status="revoked", pattern="accounts/*")
+    reason_ = decide(ask(resource="accounts/1"), now=NOW).reasons[0]
+    assert (reason_.code, reason_.grant) == ("grant_revoked", g.pk)
+    assert reason_.message == f"The grant was revoked. Grant #{g.pk}. It gives crm:read on 'accounts/*'."

@@ -499,8 +499,8 @@ def _grants(*, people, now) -> int:
 
 def _decisions(*, people, now) -> int:
     """A few decisions of the support-triage agent in the decision log, once (when it is empty): asked
-    through ``decide`` as the demo gateway would, at ``now``, so the log and the agent page have
-    something to show. Returns how many entries were written."""
+    through ``decide`` as the demo gateway would, once the demo grants have started, so the log and the
+    agent page have something to show. Returns how many entries were written."""
     from delegations.decisions import DecisionRequest, Subject, decide, decision_log_write
     from delegations.models import DecisionLog
 
@@ -516,8 +516,9 @@ def _decisions(*, people, now) -> int:
         DecisionRequest(tool="zendesk", access="write", subject=subject, resource="ticket/4712"),
     ]
     written = 0
+    asked_at = max(now, timezone.now())  # after the demo grants started (they start when approved)
     for request in asks:
-        decision = decide(request, now=now)
+        decision = decide(request, now=asked_at)
         written += decision_log_write(request, decision, requested_by=people["olivia"], requested_via="demo gateway")
     return written
 
