@@ -15,10 +15,10 @@ functions here, so there is one answer everywhere:
 - ``grant_authority(grant_id, now=…)`` answers "does this grant (with its chain and agent)
   authorise at ``now``, and until when?" for the token issuer and introspection.
 
-Cost: two SQL queries per decision whatever the number of grants (the agent with its tool and
-the policy; the grants in force and the latest others, each part by an index), a third only when a
-candidate was handed on along a chain (the chain, recursively), plus one insert when it is logged
-(every deny, a sample of allows: ``decision_log_write``). The window rule mirrors
+Cost: one SQL statement per decision whatever the number of grants (the agent with its tool and the
+policy, and with them the grants in force and the latest others, each part by an index), a second
+only when a candidate was handed on along a chain (the chain, recursively), plus one insert when it
+is logged (every deny, a sample of allows: ``decision_log_write``). The window rule mirrors
 ``DelegationGrant.objects.active_at``; ``tests/delegations/test_decisions.py`` checks the two
 agree on every state.
 
@@ -44,7 +44,7 @@ from governance.roles import can_read_all
 from inventory.models import Agent, Tool, WorkloadIdentity
 from inventory.permissions import can_view_agent
 
-from .models import DecisionLog, DelegationGrant, GrantScope, resource_matches
+from .models import DecisionLog, DelegationGrant, GrantScope, resource_matches, resource_problem
 
 ALLOW = "allow"
 DENY = "deny"
@@ -222,24 +222,33 @@ def _policy_default(name: str):
 
 
 _AGENT_COLUMNS = (
-    "a.id, a.slug, a.state, a.risk_tier, a.data_classes, a.next_attestation_due, a.owner_id, a.backup_owner_id"
+    "a.id AS agent_id, a.slug, a.state, a.risk_tier, a.data_classes, a.next_attestation_due, a.owner_id, "
+    "a.backup_owner_id, t.id AS tool_id, t.data_classes AS tool_classes, "
+    "p.attestation_grace_days, p.decision_allow_sample_percent"
 )
+_DECISION_SQL: dict[str, str] = {}
 
 
-def _agent_sql(by: str) -> str:
-    """The first query: the agent (by identity or by id), its tool of the requested name, and the
-    two policy settings a decision reads — one row."""
-    agents, tools, identities = Agent._meta.db_table, Tool._meta.db_table, WorkloadIdentity._meta.db_table
-    policy = Policy._meta.db_table
-    join = f"JOIN {identities} wi ON wi.agent_id = a.id" if by == "subject" else ""
-    where = "wi.type = %s AND wi.issuer = %s AND wi.identifier = %s" if by == "subject" else "a.id = %s"
-    return f"""
-        SELECT {_AGENT_COLUMNS}, t.id, t.data_classes, p.attestation_grace_days, p.decision_allow_sample_percent
-        FROM {agents} a {join}
-        LEFT JOIN {tools} t ON t.agent_id = a.id AND t.name = %s
-        LEFT JOIN {policy} p ON p.id = 1
-        WHERE {where}
-    """
+def _decision_sql(by: str) -> str:
+    """The decision's one statement: the agent (by identity or by id) with its tool of the requested
+    name and the two policy settings a decision reads, and with it — one row each — the agent's grant
+    scopes of that tool (``_candidates_sql``); a single row of NULL grant columns when there are none.
+    Parameters: tool, then the identity's type, issuer and identifier (or the agent id), then now, now,
+    tool, tool."""
+    if by not in _DECISION_SQL:
+        agents, tools, identities = Agent._meta.db_table, Tool._meta.db_table, WorkloadIdentity._meta.db_table
+        join = f"JOIN {identities} wi ON wi.agent_id = a.id" if by == "subject" else ""
+        where = "wi.type = %s AND wi.issuer = %s AND wi.identifier = %s" if by == "subject" else "a.id = %s"
+        agent = (
+            f"SELECT {_AGENT_COLUMNS} FROM {agents} a {join} "
+            f"LEFT JOIN {tools} t ON t.agent_id = a.id AND t.name = %s "
+            f"LEFT JOIN {Policy._meta.db_table} p ON p.id = 1 WHERE {where}"
+        )
+        candidates = _candidates_sql("(SELECT agent_id FROM agent)")
+        _DECISION_SQL[by] = (
+            f"WITH agent AS ({agent}) SELECT agent.*, c.* FROM agent LEFT JOIN ({candidates}) c ON 1 = 1"
+        )
+    return _DECISION_SQL[by]
 
 
 #: Rows of grants in force now read per decision (every grant of the agent that names the tool and
@@ -252,36 +261,34 @@ LAPSED_LIMIT = 8
 PREPARE_AFTER = 3
 
 
-def _candidates_sql() -> str:
+def _candidates_sql(agent: str) -> str:
     """The second query: the agent's grant scopes of the tool — those whose grant is in force now (by
     ``grant_agent_status_idx``), then the latest others (by ``grant_agent_expires_idx``) for the
-    reasons; a grant may appear in both. Parameters: agent id, now, now, tool, agent id, tool."""
-    global _CANDIDATES_SQL
-    if _CANDIDATES_SQL is None:
-        S = DelegationGrant.Status
-        grants, scopes = DelegationGrant._meta.db_table, GrantScope._meta.db_table
-        user = get_user_model()
-        columns = (
-            "g.id AS grant_id, g.parent_id, g.status, g.starts_at, g.expires_at, g.intents, g.on_behalf_of_id, "
-            "s.id AS scope_id, s.access, s.resource_pattern"
-        )
-        base = f"FROM {grants} g JOIN {scopes} s ON s.grant_id = g.id"
-        in_force = (
-            f"SELECT {columns} {base} WHERE g.agent_id = %s AND g.status = '{S.ACTIVE}' "
-            f"AND g.starts_at <= %s AND g.expires_at > %s AND s.tool_name = %s LIMIT {IN_FORCE_LIMIT}"
-        )
-        statuses = ", ".join(f"'{x}'" for x in (S.ACTIVE, S.EXPIRED, S.REVOKED))
-        # Ordered by the index's own order only, so that the scan stops after LAPSED_LIMIT rows.
-        latest = (
-            f"SELECT {columns} {base} WHERE g.agent_id = %s AND s.tool_name = %s AND g.status IN ({statuses}) "
-            f"ORDER BY g.expires_at DESC LIMIT {LAPSED_LIMIT}"
-        )
-        _CANDIDATES_SQL = (
-            f"SELECT c.*, u.{user.USERNAME_FIELD} FROM (SELECT * FROM ({in_force}) AS in_force "
-            f"UNION ALL SELECT * FROM ({latest}) AS latest) AS c "
-            f"LEFT JOIN {user._meta.db_table} u ON u.id = c.on_behalf_of_id"
-        )
-    return _CANDIDATES_SQL
+    reasons; a grant may appear in both. ``agent`` is the SQL that gives the agent's id. Parameters:
+    now, now, tool, tool."""
+    S = DelegationGrant.Status
+    grants, scopes = DelegationGrant._meta.db_table, GrantScope._meta.db_table
+    user = get_user_model()
+    columns = (
+        "g.id AS grant_id, g.parent_id, g.status, g.starts_at, g.expires_at, g.intents, g.on_behalf_of_id, "
+        "s.id AS scope_id, s.access, s.resource_pattern"
+    )
+    base = f"FROM {grants} g JOIN {scopes} s ON s.grant_id = g.id"
+    in_force = (
+        f"SELECT {columns} {base} WHERE g.agent_id = {agent} AND g.status = '{S.ACTIVE}' "
+        f"AND g.starts_at <= %s AND g.expires_at > %s AND s.tool_name = %s LIMIT {IN_FORCE_LIMIT}"
+    )
+    statuses = ", ".join(f"'{x}'" for x in (S.ACTIVE, S.EXPIRED, S.REVOKED))
+    # Ordered by the index's own order only, so that the scan stops after LAPSED_LIMIT rows.
+    latest = (
+        f"SELECT {columns} {base} WHERE g.agent_id = {agent} AND s.tool_name = %s AND g.status IN ({statuses}) "
+        f"ORDER BY g.expires_at DESC LIMIT {LAPSED_LIMIT}"
+    )
+    return (
+        f"SELECT c.*, u.{user.USERNAME_FIELD} FROM (SELECT * FROM ({in_force}) AS in_force "
+        f"UNION ALL SELECT * FROM ({latest}) AS latest) AS c "
+        f"LEFT JOIN {user._meta.db_table} u ON u.id = c.on_behalf_of_id"
+    )
 
 
 def _chain_sql(count: int) -> str:
@@ -299,9 +306,6 @@ def _chain_sql(count: int) -> str:
         SELECT c.id, c.parent_id, c.status, c.starts_at, c.expires_at, c.agent_id, a.state
         FROM chain c JOIN {agents} a ON a.id = c.agent_id
     """
-
-
-_CANDIDATES_SQL = None
 
 
 def _cursor():
@@ -400,21 +404,24 @@ def decide(request: DecisionRequest, *, now: datetime, viewer=None) -> Decision:
     agents it may ask about to those it may see (``inventory.permissions.can_view_agent``); any
     other agent is ``identity_unknown``, so that a caller learns nothing of agents not its own.
 
-    Never raises for a well-formed request: every refusal is a deny with reasons. Two queries.
+    Never raises for a well-formed request: every refusal is a deny with reasons. One query (two for a
+    delegated grant's chain).
     """
     now = now.astimezone(UTC)
     by = "subject" if request.subject is not None else "agent"
+    at = connection.ops.adapt_datetimefield_value(now)
     if by == "subject":
         s = request.subject
         params = [request.tool, s.type, s.issuer, s.identifier]
     else:
         params = [request.tool, request.agent_id]
     with _cursor() as cursor:
-        cursor.execute(_agent_sql(by), params)
-        row = cursor.fetchone()
-    if row is None or not _may_ask(viewer, row[6], row[7]):
+        cursor.execute(_decision_sql(by), [*params, at, at, request.tool, request.tool])
+        found = cursor.fetchall()
+    if not found or not _may_ask(viewer, found[0][6], found[0][7]):
         return Decision(False, (reason("identity_unknown"),), now)
-    agent_id, slug, state, risk_tier, agent_classes, due, _, _, tool_id, tool_classes, grace, sample = row
+    agent_id, slug, state, risk_tier, agent_classes, due, _, _, tool_id, tool_classes, grace, sample = found[0][:12]
+    rows = [row[12:] for row in found if row[12] is not None]
     if grace is None:
         grace = _policy_default("attestation_grace_days")
     if sample is None:
@@ -438,15 +445,12 @@ def decide(request: DecisionRequest, *, now: datetime, viewer=None) -> Decision:
     if agent_level:
         return deny(*agent_level)
 
-    with _cursor() as cursor:
-        at = connection.ops.adapt_datetimefield_value(now)
-        cursor.execute(_candidates_sql(), [agent_id, at, at, request.tool, agent_id, request.tool])
-        rows = cursor.fetchall()
     if not rows:
         return deny(reason("no_grant", f"Nothing gives {slug} {request.tool}:{request.access}."))
     # The chains of delegated grants, in a third query only when one of them has a parent.
     chains = _grants_up(row[1] for row in rows if row[1] is not None)
 
+    problem = resource_problem(request.resource) or ""  # checked once, not per candidate
     best_key, best, allowed, seen = None, [], [], set()
     for row in rows:
         grant_id, parent_id, status, starts_at, expires_at, intents, _, scope_id, access, pattern, obo = row
@@ -457,7 +461,7 @@ def decide(request: DecisionRequest, *, now: datetime, viewer=None) -> Decision:
         scope = []  # (code, detail): the call is not what this grant's scope covers
         if access != request.access:
             scope.append(("access_not_granted", f"It gives {request.tool}:{access}."))
-        if not resource_matches(pattern, request.resource):
+        if not resource_matches(pattern, request.resource, problem=problem):
             scope.append(("resource_outside_pattern", f"It covers {pattern!r}; asked {request.resource!r}."))
         intents = _json(intents)
         if intents and request.intent not in intents:

@@ -271,14 +271,16 @@ def resource_problem(resource: str) -> str | None:
     return None
 
 
-def resource_matches(pattern: str, resource: str) -> bool:
+def resource_matches(pattern: str, resource: str, *, problem: str | None = None) -> bool:
     """True if ``resource`` (an exact name) falls under ``pattern`` (see ``validate_resource_pattern``).
 
     Empty matches anything; otherwise a resource with a ``resource_problem`` never matches.
+    ``problem``: that check's result when the caller already has it (``""`` for none), so that a
+    caller matching one resource against many patterns checks it once.
     """
     if pattern == "":
         return True
-    if resource_problem(resource):
+    if resource_problem(resource) if problem is None else problem:
         return False
     if pattern.endswith("*"):
         return resource.startswith(pattern[:-1])
