@@ -8,13 +8,18 @@ services all ask these functions.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from django.db.models import Q
 
 from governance.errors import Conflict, PermissionDenied
-from governance.roles import can_read_all, is_iam_admin
+from governance.roles import can_read_all, is_agent_owner, is_iam_admin
 from inventory.permissions import can_change_agent, is_owner_of
 
 from .models import DelegationGrant
+
+if TYPE_CHECKING:
+    from inventory.models import Agent
 
 
 def visible_grants_q(user) -> Q:
@@ -118,3 +123,15 @@ def grant_actions(user, grant: DelegationGrant, *, now, approvals=None) -> list[
     ):
         actions.append("renew")
     return actions
+
+
+def can_issue_task_token(user, agent: Agent) -> bool:
+    """Who may issue and revoke task tokens for ``agent``'s grants: its owner or backup owner, and IAM
+    admins — those who may act for the agent (``inventory.permissions.can_change_agent``)."""
+    return user is not None and can_change_agent(user, agent)
+
+
+def may_test_decisions(user) -> bool:
+    """IAM admins and auditors test decisions for any agent; agent owners for the agents they own or back up
+    (the form offers only the agents ``user`` may see, and ``decide`` checks again)."""
+    return can_read_all(user) or is_agent_owner(user)

@@ -64,10 +64,11 @@ from governance.errors import Conflict, PermissionDenied, ValidationError
 from governance.models import Policy
 from governance.roles import is_iam_admin
 from inventory.models import Agent, WorkloadIdentity
-from inventory.permissions import can_change_agent, can_view_agent
+from inventory.permissions import can_view_agent
 
 from .decisions import Authority, grant_authority
 from .models import DelegationGrant, SigningKey, TaskToken
+from .permissions import can_issue_task_token
 
 #: The JWS algorithm of every task token and signing key (ECDSA P-256 with SHA-256, RFC 7518 §3.4).
 ALGORITHM = "ES256"
@@ -335,12 +336,6 @@ def _choose_identity(agent: Agent, workload_identity: int | None) -> WorkloadIde
 
 
 # --- issuing ------------------------------------------------------------------------------------
-
-
-def can_issue_task_token(user, agent: Agent) -> bool:
-    """Who may issue and revoke task tokens for ``agent``'s grants: its owner or backup owner, and IAM
-    admins — those who may act for the agent (``inventory.permissions.can_change_agent``)."""
-    return user is not None and can_change_agent(user, agent)
 
 
 def _whole_second(value: datetime) -> datetime:

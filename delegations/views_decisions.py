@@ -28,7 +28,7 @@ from django.utils.http import urlencode
 from django.views.decorators.http import require_GET, require_http_methods
 
 from governance.models import Policy
-from governance.roles import can_read_all, is_agent_owner
+from governance.roles import can_read_all
 from inventory import selectors as inventory_selectors
 from inventory.models import Agent
 from inventory.views import list_page, list_response, wants_partial, without_empty
@@ -37,7 +37,7 @@ from .decisions import REASONS, decide
 from .filters import DecisionLogFilterSet
 from .forms import DecisionTestForm
 from .models import DecisionLog, DelegationGrant
-from .permissions import visible_grants_q
+from .permissions import may_test_decisions, visible_grants_q
 from .selectors import decision_log_visible
 
 #: Logged decisions an agent's section shows (the rest are in the log, filtered by the agent).
@@ -48,12 +48,6 @@ AGENT_TEMPLATE = "delegations/decision_agent.html"
 TEST_REFUSED = (
     "Only IAM admins, auditors and agent owners test decisions (an owner for the agents they own or back up)."
 )
-
-
-def may_test_decisions(user) -> bool:
-    """IAM admins and auditors test decisions for any agent; agent owners for the agents they own or back up
-    (the form offers only the agents ``user`` may see, and ``decide`` checks again)."""
-    return can_read_all(user) or is_agent_owner(user)
 
 
 def _explain(entries) -> None:

@@ -21,7 +21,7 @@ from rest_framework.response import Response
 
 from delegations.decisions import Decision, DecisionRequest, Subject, decide, decision_log_write, reason
 from delegations.models import resource_problem
-from governance.api.serializers import StrictInputSerializer
+from governance.api.serializers import StrictInputSerializer, UTCDateTimeField
 from governance.api.viewsets import WarrantViewSet
 from governance.models import MAX_DELEGATION_DEPTH, IntegrationToken
 from inventory.identity_proof import IdentityTokenError, verify_identity_token
@@ -128,8 +128,11 @@ DECISION_RESPONSE = inline_serializer(
 )
 
 
+_UTC = UTCDateTimeField()  # the API's datetimes: ISO 8601 in UTC with a Z
+
+
 def _iso(value) -> str | None:
-    return value.isoformat().replace("+00:00", "Z") if value is not None else None
+    return _UTC.to_representation(value) if value is not None else None
 
 
 def render_decision(decision: Decision, *, logged: bool) -> dict:

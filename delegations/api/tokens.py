@@ -39,6 +39,7 @@ from delegations.models import DelegationGrant
 from governance.api.parsers import JSONParser
 from governance.api.permissions import AuditorsReadOnly, TokenScopePermission
 from governance.api.serializers import StrictInputSerializer, UTCDateTimeField
+from governance.api.viewsets import ParseBodyMixin
 from governance.audit import Actor
 from governance.models import IntegrationToken
 from governance.roles import is_iam_admin
@@ -217,18 +218,13 @@ class ServedMethodsOnly(BasePermission):
         return True
 
 
-class TokenEndpoint(GenericAPIView):
+class TokenEndpoint(ParseBodyMixin, GenericAPIView):
     """Base of the task-token endpoints: JSON errors, no pagination, strict input. ``serializer_class``
     is the input serializer (it describes the body in an ``OPTIONS`` answer); ``read_scope`` is the
     endpoint's own scope, so that ``OPTIONS`` needs what ``POST`` needs."""
 
     pagination_class = None
     http_method_names = ["post", "options"]
-
-    def parse(self, serializer_class) -> dict:
-        serializer = serializer_class(data=self.request.data, context=self.get_serializer_context())
-        serializer.is_valid(raise_exception=True)
-        return dict(serializer.validated_data)
 
 
 class TaskTokenRevokeView(TokenEndpoint):

@@ -40,7 +40,23 @@ class StrictFilterBackend(DjangoFilterBackend):
         return filterset.qs
 
 
-class WarrantViewSet(viewsets.GenericViewSet):
+class ParseBodyMixin:
+    """``parse``: the request body validated by an input serializer, shared by the viewsets and the
+    API views that are not viewsets."""
+
+    def parse(self, serializer_class, *, partial: bool = False) -> dict:
+        """Validate the request body with ``serializer_class``; 400 with field messages when invalid.
+
+        ``partial`` (PATCH): only the fields sent are validated and returned; at least one is needed.
+        """
+        serializer = serializer_class(data=self.request.data, partial=partial, context=self.get_serializer_context())
+        serializer.is_valid(raise_exception=True)
+        if partial and not serializer.validated_data:
+            raise ValidationError({"non_field_errors": ["Send at least one field to change."]})
+        return dict(serializer.validated_data)
+
+
+class WarrantViewSet(ParseBodyMixin, viewsets.GenericViewSet):
     """A viewset whose writes call one service each; PUT is not offered (use PATCH)."""
 
     permission_classes = [IsAuthenticated, TokenScopePermission, AuditorsReadOnly]
@@ -56,17 +72,6 @@ class WarrantViewSet(viewsets.GenericViewSet):
     def is_schema_request(self) -> bool:
         """True while drf-spectacular introspects the view (no real user, no database reads)."""
         return getattr(self, "swagger_fake_view", False)
-
-    def parse(self, serializer_class, *, partial: bool = False) -> dict:
-        """Validate the request body with ``serializer_class``; 400 with field messages when invalid.
-
-        ``partial`` (PATCH): only the fields sent are validated and returned; at least one is needed.
-        """
-        serializer = serializer_class(data=self.request.data, partial=partial, context=self.get_serializer_context())
-        serializer.is_valid(raise_exception=True)
-        if partial and not serializer.validated_data:
-            raise ValidationError({"non_field_errors": ["Send at least one field to change."]})
-        return dict(serializer.validated_data)
 
     def render(self, instance, *, code: int = status.HTTP_200_OK, serializer_class=None) -> Response:
         """Render ``instance`` with the output serializer (or ``serializer_class``)."""
