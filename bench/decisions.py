@@ -34,11 +34,15 @@ Over HTTP. For each ``--workers`` count and each ``--conn-max-age`` it starts gu
 (``governance.wsgi`` with ``DJANGO_SETTINGS_MODULE=bench.decision_settings``: the production
 settings, DEBUG off; ``CONN_MAX_AGE`` 60 is what production runs with by default —
 ``WARRANT_DB_CONN_MAX_AGE`` — and 0 would open a database connection per request) on a free local
-port, then for ``--duration`` seconds each, after
-``--warmup`` seconds, drives with the same load generator: ``POST /bench/ping`` (the framework
-floor: same authentication, permissions, parser and renderer, answers ``{"ok": true}``), then
-``POST /api/v1/decisions`` with the policy's ``decision_allow_sample_percent`` at 10 (the
-default) and at 0. The generator is ``--processes`` processes of ``--connections`` /
+port, and drives with the same load generator, in windows of ``--duration`` seconds each after
+``--warmup`` seconds: ``POST /bench/ping`` (the framework floor: same authentication,
+permissions, parser and renderer, answers ``{"ok": true}``), then ``POST /api/v1/decisions`` with
+the policy's ``decision_allow_sample_percent`` at 10 (the default) and at 0, then the floor again
+and so on, ``--rounds`` times. Each endpoint's windows are merged (requests over their summed
+time, latencies pooled) and the ratio to the floor taken over the merged figures; the lowest and
+highest ratio of a single round are printed beside it. Short windows in turn matter on a shared
+host, whose speed can change by a third within a minute: one long window per endpoint measures
+each at another moment of it. The generator is ``--processes`` processes of ``--connections`` /
 ``--processes`` threads each, one ``http.client`` connection per thread (gunicorn's sync worker
 closes each connection after its response, so every request opens a new local TCP connection,
 for both endpoints alike); it runs on the same cores as gunicorn and PostgreSQL, and its own CPU
@@ -652,6 +656,8 @@ def drive(port, path, token, payloads, expected, *, server_pid, connections, pro
     stats = _percentiles(latencies) if len(latencies) > 1 else {"p50": 0, "p90": 0, "p99": 0, "max": 0}
     return {
         "rps": ok / duration,
+        "duration": duration,
+        "latencies": latencies,
         "requests": len(latencies),
         "statuses": statuses,
         "p50": stats["p50"],
@@ -668,10 +674,70 @@ def set_sample(percent: int) -> None:
     policy_update(actor=Actor.system("bench"), decision_allow_sample_percent=percent)
 
 
+def _measure(args, port, path, payloads, checks, server_pid, token, label) -> dict:
+    """One window against ``path`` (taken again, up to ``--retries`` times, when other processes used the
+    CPUs), with the decision log rows it wrote."""
+    result = None
+    for attempt in range(args.retries + 1):
+        if attempt:
+            print(f"  [others used {result['others']:.0%} of the CPUs during the window: again]")
+        DecisionLog.objects.all().delete()
+        connection.close()
+        quiet(args.wait_quiet, label)
+        result = drive(
+            port,
+            path,
+            token,
+            payloads,
+            checks,
+            server_pid=server_pid,
+            connections=args.connections,
+            processes=args.processes,
+            warmup=args.warmup,
+            duration=args.duration,
+        )
+        if result["others"] < OTHERS_LIMIT:
+            break
+    result["logged"] = DecisionLog.objects.count() if checks is not None else None
+    return result
+
+
+def _merge(windows: list[dict]) -> dict:
+    """The figures of several windows of one endpoint taken together: requests per second over their
+    summed durations, percentiles of the pooled latencies, CPU summed; ``rounds`` keeps each window's rate."""
+    latencies = [v for w in windows for v in w["latencies"]]
+    stats = _percentiles(latencies) if len(latencies) > 1 else {"p50": 0, "p99": 0}
+    statuses: dict = {}
+    for w in windows:
+        for k, v in w["statuses"].items():
+            statuses[k] = statuses.get(k, 0) + v
+    total = lambda key: sum(w[key] for w in windows)  # noqa: E731
+    logged = None if windows[0]["logged"] is None else total("logged")
+    return {
+        "rps": statuses.get(200, 0) / total("duration"),
+        "requests": len(latencies),
+        "statuses": statuses,
+        "p50": stats["p50"],
+        "p99": stats["p99"],
+        "unexpected": total("unexpected"),
+        "checked": total("checked"),
+        "answered": total("answered"),
+        "generator_cpu": total("generator_cpu") / len(windows),
+        "others": max(w["others"] for w in windows),
+        "machine": total("machine") / len(windows),
+        "server_s": total("server_s"),
+        "database_s": total("database_s"),
+        "logged": logged,
+        "rounds": [w["rps"] for w in windows],
+    }
+
+
 def over_http(args, requests, token: str) -> list[dict]:
+    """For each CONN_MAX_AGE and worker count, one gunicorn; the floor and the decision endpoint (allow
+    sample 10 %, then 0 %) measured in ``--rounds`` alternating windows, so that a change in the machine's
+    speed during the run (a shared host) falls on every endpoint alike; each endpoint's windows merged."""
     payloads = [body(r) for _, r, _ in requests]
     expected = [e for _, _, e in requests]
-    floor_payload = payloads
     rows = []
     for conn_max_age in args.conn_max_age:
         for workers in args.workers:
@@ -685,35 +751,18 @@ def over_http(args, requests, token: str) -> list[dict]:
                 phases = [("floor", FLOOR_PATH, None, None)]
                 if endpoint:
                     phases += [("decision", DECISION_PATH, 10, expected), ("decision", DECISION_PATH, 0, expected)]
-                for name, path, sample, checks in phases:
-                    if sample is not None:
-                        set_sample(sample)
-                    DecisionLog.objects.all().delete()
-                    connection.close()
-                    result = None
-                    for attempt in range(args.retries + 1):
-                        if attempt:
-                            print(f"  [others used {result['others']:.0%} of the CPUs during the window: again]")
-                            DecisionLog.objects.all().delete()
-                            connection.close()
-                        quiet(args.wait_quiet, f"workers {workers}, {name}")
-                        result = drive(
-                            port,
-                            path,
-                            token,
-                            payloads if name == "decision" else floor_payload,
-                            checks,
-                            server_pid=process.pid,
-                            connections=args.connections,
-                            processes=args.processes,
-                            warmup=args.warmup,
-                            duration=args.duration,
-                        )
-                        if result["others"] < OTHERS_LIMIT:
-                            break
-                    logged = DecisionLog.objects.count() if name == "decision" else None
+                windows: dict[int, list[dict]] = {i: [] for i in range(len(phases))}
+                for round_ in range(1, args.rounds + 1):
+                    for i, (name, path, sample, checks) in enumerate(phases):
+                        if sample is not None:
+                            set_sample(sample)
+                        label = f"workers {workers}, {name}, round {round_}"
+                        window = _measure(args, port, path, payloads, checks, process.pid, token, label)
+                        windows[i].append(window)
+                        print(f"  {label}: {window['rps']:,.0f} req/s")
+                for i, (name, _, sample, _) in enumerate(phases):
                     row = {"workers": workers, "conn_max_age": conn_max_age, "endpoint": name, "sample": sample}
-                    row.update(result, logged=logged)
+                    row.update(_merge(windows[i]))
                     rows.append(row)
                     print_http_row(row)
             set_sample(10)
@@ -898,8 +947,10 @@ def summary(args, info, marker, data, inproc, rows) -> None:
     if rows:
         print(
             f"\nHTTP: gunicorn sync workers, {args.connections} concurrent connections from {args.processes} "
-            f"generator processes on the same {info['nproc']} CPUs, {args.warmup:g} s warm-up then "
-            f"{args.duration:g} s per line; policy allow sample as stated (production default 10 %).\n"
+            f"generator processes on the same {info['nproc']} CPUs, {args.warmup:g} s warm-up before each of "
+            f"{args.rounds} windows of {args.duration:g} s per line, taken in turn (floor, sample 10 %, sample 0 %, "
+            "floor, …) and merged; decision / floor over the merged windows (in brackets: the lowest and highest "
+            "of the rounds); policy allow sample as stated (production default 10 %).\n"
         )
         print(
             "| workers | CONN_MAX_AGE | endpoint | req/s | p50 ms | p99 ms | decision / floor "
@@ -915,7 +966,10 @@ def summary(args, info, marker, data, inproc, rows) -> None:
                 and r["conn_max_age"] == row["conn_max_age"]
             )
             name = "floor (`/bench/ping`)" if row["endpoint"] == "floor" else f"decision, sample {row['sample']} %"
-            ratio = "" if row["endpoint"] == "floor" else f"{row['rps'] / floor['rps']:.2f}"
+            ratio = ""
+            if row["endpoint"] != "floor":
+                each = [mine / theirs for mine, theirs in zip(row["rounds"], floor["rounds"], strict=True)]
+                ratio = f"{row['rps'] / floor['rps']:.2f} ({min(each):.2f}–{max(each):.2f})"
             print(
                 f"| {row['workers']} | {row['conn_max_age']} | {name} | {row['rps']:,.0f} | {row['p50']:.2f} | "
                 f"{row['p99']:.2f} | {ratio} | {cpu_per_request(row)} | {row['others']:.0%} |"
@@ -938,7 +992,10 @@ def main() -> None:
     parser.add_argument("--connections", type=int, default=4, help="concurrent connections of the load generator")
     parser.add_argument("--processes", type=int, default=2, help="load generator processes")
     parser.add_argument("--warmup", type=float, default=5.0, help="seconds before each measured window")
-    parser.add_argument("--duration", type=float, default=20.0, help="seconds of each measured window")
+    parser.add_argument("--duration", type=float, default=10.0, help="seconds of each measured window")
+    parser.add_argument(
+        "--rounds", type=int, default=3, help="windows per endpoint, taken in turn with the other endpoints'"
+    )
     parser.add_argument(
         "--retries", type=int, default=2, help="times to take a window again when other processes used the CPUs"
     )

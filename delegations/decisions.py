@@ -29,6 +29,7 @@ ASI03 (identity and privilege abuse).
 
 from __future__ import annotations
 
+import functools
 import json
 import random
 from dataclasses import dataclass, field
@@ -269,19 +270,21 @@ def _candidates_sql(agent: str) -> str:
     S = DelegationGrant.Status
     grants, scopes = DelegationGrant._meta.db_table, GrantScope._meta.db_table
     user = get_user_model()
+    # Empty intents come back NULL: nothing to parse for the grants that name none (most).
     columns = (
-        "g.id AS grant_id, g.parent_id, g.status, g.starts_at, g.expires_at, g.intents, g.on_behalf_of_id, "
-        "s.id AS scope_id, s.access, s.resource_pattern"
-    )
+        "g.id AS grant_id, g.parent_id, g.status, g.starts_at, g.expires_at, NULLIF(g.intents, {empty}), "
+        "g.on_behalf_of_id, s.id AS scope_id, s.access, s.resource_pattern"
+    ).format(empty="'[]'::jsonb" if connection.vendor == "postgresql" else "'[]'")
     base = f"FROM {grants} g JOIN {scopes} s ON s.grant_id = g.id"
     in_force = (
-        f"SELECT {columns} {base} WHERE g.agent_id = {agent} AND g.status = '{S.ACTIVE}' "
+        f"SELECT TRUE AS in_force, {columns} {base} WHERE g.agent_id = {agent} AND g.status = '{S.ACTIVE}' "
         f"AND g.starts_at <= %s AND g.expires_at > %s AND s.tool_name = %s LIMIT {IN_FORCE_LIMIT}"
     )
     statuses = ", ".join(f"'{x}'" for x in (S.ACTIVE, S.EXPIRED, S.REVOKED))
     # Ordered by the index's own order only, so that the scan stops after LAPSED_LIMIT rows.
     latest = (
-        f"SELECT {columns} {base} WHERE g.agent_id = {agent} AND s.tool_name = %s AND g.status IN ({statuses}) "
+        f"SELECT FALSE AS in_force, {columns} {base} "
+        f"WHERE g.agent_id = {agent} AND s.tool_name = %s AND g.status IN ({statuses}) "
         f"ORDER BY g.expires_at DESC LIMIT {LAPSED_LIMIT}"
     )
     return (
@@ -421,7 +424,10 @@ def decide(request: DecisionRequest, *, now: datetime, viewer=None) -> Decision:
     if not found or not _may_ask(viewer, found[0][6], found[0][7]):
         return Decision(False, (reason("identity_unknown"),), now)
     agent_id, slug, state, risk_tier, agent_classes, due, _, _, tool_id, tool_classes, grace, sample = found[0][:12]
-    rows = [row[12:] for row in found if row[12] is not None]
+    # In force first: once one of them allows, the rest (lapsed grants, read to explain a denial)
+    # cannot change the answer — unless the in-force part was cut at its limit.
+    rows = sorted((row[12:] for row in found if row[12] is not None), key=lambda row: not row[0])
+    in_force_complete = sum(1 for row in rows if row[0]) < IN_FORCE_LIMIT
     if grace is None:
         grace = _policy_default("attestation_grace_days")
     if sample is None:
@@ -448,12 +454,14 @@ def decide(request: DecisionRequest, *, now: datetime, viewer=None) -> Decision:
     if not rows:
         return deny(reason("no_grant", f"Nothing gives {slug} {request.tool}:{request.access}."))
     # The chains of delegated grants, in a third query only when one of them has a parent.
-    chains = _grants_up(row[1] for row in rows if row[1] is not None)
+    chains = _grants_up(row[2] for row in rows if row[2] is not None)
 
     problem = resource_problem(request.resource) or ""  # checked once, not per candidate
     best_key, best, allowed, seen = None, [], [], set()
     for row in rows:
-        grant_id, parent_id, status, starts_at, expires_at, intents, _, scope_id, access, pattern, obo = row
+        in_force, grant_id, parent_id, status, starts_at, expires_at, intents, _, scope_id, access, pattern, obo = row
+        if allowed and not in_force and in_force_complete:
+            break
         if scope_id in seen:  # in force and among the latest: read twice
             continue
         seen.add(scope_id)
@@ -566,7 +574,30 @@ _LOG_FIELDS = (
     "requested_by_id",
     "requested_via",
 )
-_LOG_SQL = None
+_LOG_SQL: dict[bool, str] = {}  # asynchronous commit or not → the insert
+
+
+@functools.cache
+def _log_fields() -> tuple:
+    """The model fields of ``_LOG_FIELDS``, looked up once."""
+    return tuple(DecisionLog._meta.get_field(name) for name in _LOG_FIELDS)
+
+
+def _log_sql(asynchronous: bool) -> str:
+    """The decision log's insert; ``asynchronous`` (PostgreSQL, outside a transaction) also turns
+    ``synchronous_commit`` off for the statement's own transaction (``set_config(…, true)``, local to it)."""
+    if asynchronous not in _LOG_SQL:
+        meta = DecisionLog._meta
+        columns = ", ".join(meta.get_field(name).column for name in _LOG_FIELDS)
+        values = ", ".join(["%s"] * len(_LOG_FIELDS))
+        if asynchronous:
+            _LOG_SQL[True] = (
+                f"INSERT INTO {meta.db_table} ({columns}) SELECT {values} "
+                "FROM (SELECT set_config('synchronous_commit', 'off', true)) AS asynchronous_commit"
+            )
+        else:
+            _LOG_SQL[False] = f"INSERT INTO {meta.db_table} ({columns}) VALUES ({values})"
+    return _LOG_SQL[asynchronous]
 
 
 def decision_log_write(
@@ -575,10 +606,15 @@ def decision_log_write(
     """Keep ``decision`` in the decision log if ``should_log`` says so: one insert (a statement the
     connection prepares, like the decision's own queries). Returns whether it was kept.
 
+    On PostgreSQL, an insert that is its own transaction (autocommit, as in the decision endpoint)
+    commits without waiting for the WAL flush (``synchronous_commit`` off for that transaction
+    alone) unless ``settings.WARRANT_DECISION_LOG_DURABLE``: a database crash may lose the last
+    fraction of a second of log rows (PostgreSQL's ``wal_writer_delay`` × 3 at most), never a row of
+    another table and never a partial row. Inside a transaction the insert commits with it, as usual.
+
     Not an audit event: the log is high-volume and pruned (``decision_log_prune``); what a person
     must act on — repeated out-of-scope denials — becomes a finding (``decisions_flag_out_of_scope``).
     """
-    global _LOG_SQL
     if not should_log(decision):
         return False
     values = {
@@ -599,13 +635,15 @@ def decision_log_write(
         "requested_by_id": requested_by.pk if getattr(requested_by, "is_authenticated", False) else None,
         "requested_via": requested_via[:200],
     }
-    meta = DecisionLog._meta
-    if _LOG_SQL is None:
-        columns = ", ".join(meta.get_field(name).column for name in _LOG_FIELDS)
-        _LOG_SQL = f"INSERT INTO {meta.db_table} ({columns}) VALUES ({', '.join(['%s'] * len(_LOG_FIELDS))})"
-    params = [meta.get_field(name).get_db_prep_save(values[name], connection) for name in _LOG_FIELDS]
+    fields = zip(_LOG_FIELDS, _log_fields(), strict=True)
+    params = [field.get_db_prep_save(values[name], connection) for name, field in fields]
+    asynchronous = (
+        connection.vendor == "postgresql"
+        and not settings.WARRANT_DECISION_LOG_DURABLE
+        and not connection.in_atomic_block
+    )
     with _cursor() as cursor:
-        cursor.execute(_LOG_SQL, params)
+        cursor.execute(_log_sql(asynchronous), params)
     return True
 
 

@@ -15,6 +15,7 @@ capped per risk tier, refused, never trimmed) and 1 (enforcement is
 from __future__ import annotations
 
 import math
+import threading
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -781,42 +782,118 @@ def grants_expire_due(*, now: datetime, batch_size: int = JOB_BATCH_SIZE) -> dic
     (invariant 8); rows a revocation (or another run) holds are skipped — tried once more at the
     end of the run — and never logged twice. Memory is bounded by ``batch_size``. Returns
     ``{"expired": n}``.
+
+    On PostgreSQL, called outside a transaction (as the beat job is), once the first batch came back
+    full, ``EXPIRY_CONNECTIONS`` database connections work at once (``_ExpiryRun``), each taking its
+    own batches: one connection's ``UPDATE`` runs while another writes its batch's audit events. An
+    error on any of them stops the run and is raised here; batches already committed stay.
     """
-    actor = Actor.system("grant expiry job")
-    object_type = object_type_of(DelegationGrant())
-    total = 0
-    reached = None  # the expiry the run has reached: each batch resumes there
-    names: dict[int, str] = {}  # agent id → name, for the audit labels; read once per agent per run
-    while True:
-        with transaction.atomic():
-            rows = _expire_batch(now, batch_size, after=reached, names=names)
-            if rows:
-                audit_record_many(
-                    actor=actor,
-                    events=(
-                        PendingEvent(
-                            verb="grant.expire",
-                            object_type=object_type,
-                            object_id=str(pk),
-                            object_label=f"Grant #{pk} to {agent_name}",
-                            before={"status": "active"},
-                            after={"status": "expired", "expires_at": expires_at},
-                        )
-                        for pk, agent_name, expires_at, _ in rows
-                    ),
-                    at=now,
-                )
-                _notify("expired", [row[0] for row in rows])
-        total += len(rows)
-        if len(rows) == batch_size:
-            reached = max(row[3] for row in rows)
-        elif reached is None:
-            break
+    run = _ExpiryRun(now, batch_size)
+    if connection.vendor != "postgresql" or connection.in_atomic_block or EXPIRY_CONNECTIONS < 2:
+        run.work()
+        return {"expired": run.expired}
+    # The first batch alone: a run with little or nothing due never opens another connection.
+    if run.one_batch():
+        helpers = [threading.Thread(target=run.work_on_own_connection) for _ in range(EXPIRY_CONNECTIONS - 1)]
+        for helper in helpers:
+            helper.start()
+        try:
+            run.work()
+        finally:
+            for helper in helpers:
+                helper.join()
+        if run.errors:
+            raise run.errors[0]
+    return {"expired": run.expired}
+
+
+#: Connections the expiry job works on at once (PostgreSQL, outside a transaction): a batch's
+#: ``UPDATE`` (the database's work) overlaps another batch's audit events (hashing here, COPY there).
+EXPIRY_CONNECTIONS = 2
+
+
+class _ExpiryRun:
+    """One run of ``grants_expire_due``, shared by the threads working on it, each on its own connection.
+
+    Each thread takes a batch, updates it and writes its audit events in one transaction; the
+    ``UPDATE``s of two threads run at once (each skips the rows the other holds: ``SKIP LOCKED``),
+    and the audit chain's lock (``audit_record_many``) appends one batch's events after another's.
+    ``reached`` (the furthest expiry a full batch reached; each batch starts there) and ``finished``
+    are read and written under ``bookkeeping``. The run ends when a batch that started from the
+    beginning of the due range comes back short: every due row left is held by another transaction.
+    """
+
+    def __init__(self, now: datetime, batch_size: int):
+        self.now, self.batch_size = now, batch_size
+        self.actor = Actor.system("grant expiry job")
+        self.object_type = object_type_of(DelegationGrant())
+        self.bookkeeping = threading.Lock()
+        self.reached: datetime | None = None  # the expiry the run has reached: each batch resumes there
+        self.finished = False
+        self.expired = 0
+        self.names: dict[int, str] = {}  # agent id → name, for the audit labels; read once per agent per run
+        self.errors: list[BaseException] = []
+
+    def work(self) -> None:
+        """Take batches until none is left; an error stops every thread of the run."""
+        while self.one_batch():
+            pass
+
+    def one_batch(self) -> bool:
+        """Take, update and log one batch in one transaction; False once the run is finished."""
+        try:
+            with transaction.atomic():
+                with self.bookkeeping:
+                    if self.finished:
+                        return False
+                    after = self.reached
+                rows = _expire_batch(self.now, self.batch_size, after=after, names=self.names)
+                with self.bookkeeping:
+                    self.expired += len(rows)
+                    self._advance(rows, after)
+                if rows:
+                    audit_record_many(
+                        actor=self.actor,
+                        events=(
+                            PendingEvent(
+                                verb="grant.expire",
+                                object_type=self.object_type,
+                                object_id=str(pk),
+                                object_label=f"Grant #{pk} to {agent_name}",
+                                before={"status": "active"},
+                                after={"status": "expired", "expires_at": expires_at},
+                            )
+                            for pk, agent_name, expires_at, _ in rows
+                        ),
+                        at=self.now,
+                    )
+                    _notify("expired", [row[0] for row in rows])
+        except BaseException:
+            self.finished = True
+            raise
+        return not self.finished
+
+    def work_on_own_connection(self) -> None:
+        """``work`` in a helper thread (its own database connection, closed at the end); an error
+        stops the run and is raised by the caller."""
+        try:
+            self.work()
+        except BaseException as exc:  # handed to the caller's thread
+            self.errors.append(exc)
+        finally:
+            connection.close()
+
+    def _advance(self, rows, after: datetime | None) -> None:
+        """Where the next batch starts, given a batch that started at ``after``; under ``bookkeeping``."""
+        if len(rows) == self.batch_size:
+            furthest = max(row[3] for row in rows)
+            self.reached = furthest if self.reached is None else max(self.reached, furthest)
+        elif after is None:
+            self.finished = True
         else:
             # One last pass from the start of the due range picks up rows skipped while another
             # transaction held them, and leaves the index entries behind the run marked dead.
-            reached = None
-    return {"expired": total}
+            self.reached = None
 
 
 def requests_cancel_stale(*, now: datetime) -> dict[str, int]:

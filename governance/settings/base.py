@@ -91,6 +91,10 @@ else:
 # The runtime decision's queries are prepared on PostgreSQL after a few uses on a connection; behind a
 # transaction-pooling proxy, which cannot keep prepared statements, set WARRANT_DB_PREPARE=false.
 WARRANT_DB_PREPARE = env.bool("WARRANT_DB_PREPARE", default=True)
+# On PostgreSQL a decision log row is committed without waiting for its WAL flush (synchronous_commit
+# off for that one insert): a database crash may lose the last fraction of a second of decision log
+# rows, never anything else. WARRANT_DECISION_LOG_DURABLE=true waits for the flush, as every other write does.
+WARRANT_DECISION_LOG_DURABLE = env.bool("WARRANT_DECISION_LOG_DURABLE", default=False)
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_PASSWORD_VALIDATORS = [

@@ -563,3 +563,92 @@ def test_two_expiry_jobs_one_holding_a_batch_the_other_skips_it(frozen_now, monk
     # a holds its first batch of 3 until b has finished: b takes the other 4, a then finds nothing more.
     assert (_ok(outcomes["a"])["expired"], _ok(outcomes["b"])["expired"]) == (3, 4)
     assert _assert_each_ended_once(grants, outbox) == {DelegationGrant.Status.EXPIRED: len(grants)}
+
+
+def test_the_expiry_job_updates_the_next_batch_while_the_previous_one_writes_its_audit_events(
+    frozen_now, monkeypatch, low_agent, outbox
+):
+    """Outside a transaction, once its first batch came back full, the job works on two connections:
+    the helper's UPDATE of a batch runs (and here even commits) while the main connection's batch has not
+    written its audit events yet; each grant still ends once, with one audit event and one e-mail, and
+    the chain stays intact."""
+    grants = [_due(low_agent, n) for n in range(9)]
+    main = threading.current_thread()
+    helper_took_a_batch = threading.Event()
+    backends = Counter()
+    audits_in_main = []
+    expire_batch, audit_record_many = services._expire_batch, services.audit_record_many
+
+    def recording(*args, **kwargs):
+        rows = expire_batch(*args, **kwargs)
+        backends[connection.connection.info.backend_pid] += len(rows)
+        if rows and threading.current_thread() is not main:
+            helper_took_a_batch.set()
+        return rows
+
+    def second_waits_for_the_helper(*args, **kwargs):
+        if threading.current_thread() is main:
+            audits_in_main.append(1)
+            if len(audits_in_main) == 2:
+                assert helper_took_a_batch.wait(TIMEOUT), "the helper connection never took a batch"
+        return audit_record_many(*args, **kwargs)
+
+    monkeypatch.setattr(services, "_expire_batch", recording)
+    monkeypatch.setattr(services, "audit_record_many", second_waits_for_the_helper)
+    assert services.grants_expire_due(now=JOB_NOW, batch_size=2) == {"expired": 9}
+    assert len(backends) == services.EXPIRY_CONNECTIONS == 2 and sum(backends.values()) == 9
+    assert _assert_each_ended_once(grants, outbox) == {DelegationGrant.Status.EXPIRED: 9}
+    assert services.grants_expire_due(now=JOB_NOW) == {"expired": 0}
+
+
+def test_a_short_first_batch_needs_no_second_connection(frozen_now, monkeypatch, low_agent, outbox):
+    grants = [_due(low_agent, n) for n in range(3)]
+    started = []
+    monkeypatch.setattr(services.threading, "Thread", lambda *a, **k: started.append(1))
+    assert services.grants_expire_due(now=JOB_NOW, batch_size=5) == {"expired": 3}
+    assert services.grants_expire_due(now=JOB_NOW, batch_size=5) == {"expired": 0}
+    assert started == []
+    assert _assert_each_ended_once(grants, outbox) == {DelegationGrant.Status.EXPIRED: 3}
+
+
+def test_an_error_on_the_helper_connection_stops_the_job_and_is_raised(frozen_now, monkeypatch, low_agent, outbox):
+    """The helper's batch rolls back whole (no grant ended without its event), the main connection's
+    batches commit with their events, the run stops and the error reaches the caller; a later run
+    expires the rest."""
+    grants = [_due(low_agent, n) for n in range(6)]
+    main = threading.current_thread()
+    main_took_its_second_batch, helper_failed = threading.Event(), threading.Event()
+    taken_in_main = []
+    expire_batch, audit_record_many = services._expire_batch, services.audit_record_many
+
+    def recording(*args, **kwargs):
+        rows = expire_batch(*args, **kwargs)
+        if threading.current_thread() is main:
+            taken_in_main.append(len(rows))
+            if len(taken_in_main) == 2:
+                main_took_its_second_batch.set()
+        return rows
+
+    def failing_in_the_helper(*args, **kwargs):
+        if threading.current_thread() is not main:
+            assert main_took_its_second_batch.wait(TIMEOUT)
+            helper_failed.set()
+            raise RuntimeError("the helper's audit write failed")
+        if len(taken_in_main) == 2:
+            assert helper_failed.wait(TIMEOUT), "the helper connection never took a batch"
+        return audit_record_many(*args, **kwargs)
+
+    monkeypatch.setattr(services, "_expire_batch", recording)
+    monkeypatch.setattr(services, "audit_record_many", failing_in_the_helper)
+    with pytest.raises(RuntimeError, match="helper's audit write failed"):
+        services.grants_expire_due(now=JOB_NOW, batch_size=2)
+    statuses = Counter()
+    for g in grants:
+        g.refresh_from_db()
+        statuses[g.status] += 1
+        assert _verbs(g) == (["grant.expire"] if g.status == DelegationGrant.Status.EXPIRED else [])
+    assert statuses == {DelegationGrant.Status.EXPIRED: 4, DelegationGrant.Status.ACTIVE: 2}
+    _assert_chain_intact()
+    monkeypatch.setattr(services, "_expire_batch", expire_batch)
+    monkeypatch.setattr(services, "audit_record_many", audit_record_many)
+    assert services.grants_expire_due(now=JOB_NOW) == {"expired": 2}

@@ -376,6 +376,43 @@ def test_an_unknown_user_model_field_is_not_needed_for_owners(agent):
     assert DecisionLog.objects.get().agent_id is None
 
 
+@pytest.mark.postgres
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="synchronous_commit is PostgreSQL's")
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("durable", [False, True])
+def test_a_log_insert_of_its_own_skips_the_flush_wait_unless_durable(agent, owner, settings, durable):
+    """Autocommit (the endpoint): the row is committed with synchronous_commit off for that insert alone,
+    unless WARRANT_DECISION_LOG_DURABLE; the connection's own setting is left as it was."""
+    settings.WARRANT_DECISION_LOG_DURABLE = durable
+    request = ask(resource="invoices/1")
+    decision = decide(request, now=NOW)
+    with CaptureQueriesContext(connection) as queries:
+        assert decision_log_write(request, decision, requested_by=owner) is True
+    (insert,) = [q["sql"] for q in queries.captured_queries if "INSERT" in q["sql"]]
+    assert ("set_config('synchronous_commit', 'off', true)" in insert) is not durable
+    with connection.cursor() as cursor:
+        cursor.execute("SHOW synchronous_commit")
+        assert cursor.fetchone()[0] == "on"
+    assert DecisionLog.objects.get().reasons == ["no_grant"]
+
+
+@pytest.mark.postgres
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="synchronous_commit is PostgreSQL's")
+@pytest.mark.django_db(transaction=True)
+def test_a_log_insert_inside_a_transaction_commits_with_it_durably(agent):
+    """Inside a transaction the insert never changes how that transaction commits."""
+    from django.db import transaction
+
+    request = ask(resource="invoices/1")
+    with transaction.atomic(), CaptureQueriesContext(connection) as queries:
+        decision_log_write(request, decide(request, now=NOW))
+        with connection.cursor() as cursor:
+            cursor.execute("SHOW synchronous_commit")
+            assert cursor.fetchone()[0] == "on"
+    assert not any("synchronous_commit" in q["sql"] for q in queries.captured_queries if "INSERT" in q["sql"])
+    assert DecisionLog.objects.count() == 1
+
+
 # --- jobs ------------------------------------------------------------------------------------------
 
 
