@@ -230,13 +230,18 @@ class GrantScope(models.Model):
 
 def validate_resource_pattern(pattern: str) -> None:
     """A resource pattern is empty (any resource), an exact resource, or a prefix ending in one
-    ``*``; no other wildcards, no spaces or control characters. Raises ``ValidationError``."""
+    ``*``; no other wildcards, no spaces or control characters, and — as for the resources a
+    decision is asked about (``resource_problem``) — no ``.`` or ``..`` segments and no
+    percent-encoded dots or slashes: no resource could ever match such a pattern. Raises ``ValidationError``."""
     if not pattern:
         return
     if "*" in pattern[:-1]:
         raise ValidationError("A resource pattern may hold one '*', and only at its end (a prefix match).")
     if any(ch.isspace() or not ch.isprintable() for ch in pattern):
         raise ValidationError("A resource pattern may not contain spaces or control characters.")
+    problem = resource_problem(pattern.removesuffix("*"))
+    if problem:
+        raise ValidationError(problem.replace("A resource may", "A resource pattern may"))
 
 
 def pattern_covers(outer: str, inner: str) -> bool:

@@ -2,12 +2,16 @@
 
 - ``requested``: every active IAM admin who may decide it (never the requester, the agent's
   owner or backup owner, or the person it acts for) — a new request waits in the queue.
-- ``decided``: the requester — approved or denied, by whom and why (every approver, with their
+- ``approved`` / ``denied``: the requester — by whom and why (every approver, with their
   comments, when several approved).
 - ``expiring``: the requester and the agent's owner — the grant ends within the reminder window.
-- ``expired`` / ``cancelled``: the requester and the agent's owner — the grant ended.
+- ``expired`` / ``revoked`` / ``cancelled``: the requester and the agent's owner — the grant ended
+  (revoked or cancelled: by whom and why).
 
 One message per grant, addressed to all its recipients; people without an e-mail address are skipped.
+A message is written when the task runs, from what does not change after its event: the approvals
+and denials as recorded, and an ended grant's end; never from a state a later change may have
+replaced (an approval mailed after a revocation still says who approved it and why).
 """
 
 from __future__ import annotations
@@ -23,7 +27,7 @@ from governance.roles import IAM_ADMIN
 
 from .models import Approval, DelegationGrant
 
-KINDS = ("requested", "decided", "expiring", "expired", "cancelled")
+KINDS = ("requested", "approved", "denied", "expiring", "expired", "revoked", "cancelled")
 
 
 def _emails(users: Iterable) -> list[str]:
@@ -66,30 +70,25 @@ def message_for(kind: str, grant: DelegationGrant) -> EmailMessage | None:
             f"Justification: {grant.justification}\nFrom {_fmt(grant.starts_at)} until {_fmt(grant.expires_at)}\n"
             f"Approvals required: {grant.approvals_required}\n\nDecide it in the approval queue: {_link(grant)}\n"
         )
-    elif kind == "decided":
+    elif kind in ("approved", "denied"):
         to = _emails([grant.requested_by])
-        who = grant.decided_by.get_username() if grant.decided_by else "an approver"
-        verdict = (
-            "approved"
-            if grant.status in (DelegationGrant.Status.ACTIVE, DelegationGrant.Status.EXPIRED)
-            else grant.status
-        )
-        approving = [a for a in grant.approvals.all() if a.decision == Approval.Decision.APPROVE]
-        if verdict == "approved" and len(approving) > 1:
+        decision = Approval.Decision.APPROVE if kind == "approved" else Approval.Decision.DENY
+        deciding = [a for a in grant.approvals.all() if a.decision == decision]
+        if len(deciding) > 1:
             # Each of the distinct approvers decided: name them all, with what each said.
-            who = " and ".join(a.approver.get_username() for a in approving)
-            why = "".join(f"- {a.approver.get_username()}: {a.comment or '(no comment)'}\n" for a in approving)
+            who = " and ".join(a.approver.get_username() for a in deciding)
+            why = "".join(f"- {a.approver.get_username()}: {a.comment or '(no comment)'}\n" for a in deciding)
             why = f"Their comments:\n{why}"
         else:
-            why = f"Reason: {grant.decision_reason or '(none given)'}\n"
-        subject = f"[Warrant] Your grant request for {agent.name} was {verdict}"
-        body = (
-            f"Your request #{grant.pk} for {agent.name} was {verdict} by {who}.\n"
-            + why
-            + (f"It authorises from {_fmt(grant.starts_at)} until {_fmt(grant.expires_at)}.\n"
-               if grant.status == DelegationGrant.Status.ACTIVE else "")
-            + f"\n{_link(grant)}\n"
-        )  # fmt: skip
+            who = deciding[0].approver.get_username() if deciding else "an approver"
+            why = f"Reason: {(deciding[0].comment if deciding else '') or '(none given)'}\n"
+        subject = f"[Warrant] Your grant request for {agent.name} was {kind}"
+        since = ""
+        if kind == "approved":
+            since = f"It authorises from {_fmt(grant.starts_at)} until {_fmt(grant.expires_at)}.\n"
+            if grant.status in (DelegationGrant.Status.REVOKED, DelegationGrant.Status.EXPIRED):
+                since += f"It has since been {grant.status} ({_fmt(grant.ended_at)}).\n"
+        body = f"Your request #{grant.pk} for {agent.name} was {kind} by {who}.\n{why}{since}\n{_link(grant)}\n"
     elif kind == "expiring":
         to = owner_and_requester
         subject = f"[Warrant] Grant #{grant.pk} for {agent.name} expires {_fmt(grant.expires_at)}"
@@ -104,10 +103,18 @@ def message_for(kind: str, grant: DelegationGrant) -> EmailMessage | None:
             f"Grant #{grant.pk} to {agent.name} ({_scopes(grant)}) ended at {_fmt(grant.expires_at)}.\n\n"
             f"{_link(grant)}\n"
         )
+    elif kind == "revoked":
+        to = owner_and_requester
+        subject = f"[Warrant] Grant #{grant.pk} for {agent.name} was revoked"
+        body = (
+            f"Grant #{grant.pk} to {agent.name} ({_scopes(grant)}) was revoked by {grant.ended_by or 'an admin'} "
+            f"at {_fmt(grant.ended_at)}: {grant.end_reason or '(no reason given)'}\n\n{_link(grant)}\n"
+        )
     elif kind == "cancelled":
         to = owner_and_requester
         subject = f"[Warrant] Grant request #{grant.pk} for {agent.name} was cancelled"
-        body = f"Request #{grant.pk} for {agent.name} was cancelled: {grant.end_reason}\n\n{_link(grant)}\n"
+        by = f" by {grant.ended_by}" if grant.ended_by else ""
+        body = f"Request #{grant.pk} for {agent.name} was cancelled{by}: {grant.end_reason}\n\n{_link(grant)}\n"
     else:
         raise ValueError(f"unknown notification {kind!r}; known: {', '.join(KINDS)}")
     if not to:

@@ -489,7 +489,7 @@ def grant_approve(
             at=now,
         )
         if grant.status == DelegationGrant.Status.ACTIVE:
-            _notify("decided", [grant.pk])
+            _notify("approved", [grant.pk])
     return grant
 
 
@@ -519,23 +519,28 @@ def grant_deny(*, actor: Actor, grant: DelegationGrant, reason: str) -> Delegati
         audit_record(
             actor=actor, verb="grant.deny", obj=grant, before=before, after=_grant_after(grant, reason=reason), at=now
         )
-        _notify("decided", [grant.pk])
+        _notify("denied", [grant.pk])
     return grant
 
 
 def grant_cancel(*, actor: Actor, grant: DelegationGrant, reason: str = "") -> DelegationGrant:
     """Withdraw a pending request (its requester, the agent's owner or backup owner, IAM admins).
 
-    Raises PermissionDenied, Conflict (not pending).
+    Anyone but the requester must give a reason, and the requester is e-mailed who cancelled it and
+    why: ending someone else's request is never a silent veto. Raises PermissionDenied, Conflict
+    (not pending), ValidationError (no reason).
     """
     now = timezone.now()
+    reason = (reason or "").strip()
     with transaction.atomic():
         grant = _lock(grant)
         if not (actor.is_system or can_cancel_grant(_user(actor), grant)):
             raise PermissionDenied("Only the requester, the agent's owner and IAM admins may cancel a request.")
         if grant.status != DelegationGrant.Status.PENDING:
             raise Conflict(f"Only a pending request can be cancelled; this one is {grant.status}.")
-        _end(actor, [grant], DelegationGrant.Status.CANCELLED, (reason or "").strip() or "Cancelled.", now)
+        if not reason and not actor.is_system and _user(actor).pk != grant.requested_by_id:
+            raise ValidationError({"reason": "Give the requester a reason: this is not your own request."})
+        _end(actor, [grant], DelegationGrant.Status.CANCELLED, reason or "Cancelled.", now)
     return grant
 
 
@@ -555,8 +560,15 @@ def _descendants(grants: list[DelegationGrant]) -> list[DelegationGrant]:
 
 
 def _end(actor: Actor, grants: list[DelegationGrant], status: str, reason: str, now: datetime) -> None:
-    """Move locked ``grants`` to an end state, one audit event each (revoked / cancelled)."""
+    """Move locked ``grants`` to an end state, one audit event each (revoked / cancelled); the
+    requester and the agent's owner are e-mailed after commit — except of a request its own
+    requester withdrew."""
     verb = {DelegationGrant.Status.REVOKED: "grant.revoke", DelegationGrant.Status.CANCELLED: "grant.cancel"}[status]
+    user_id = None if actor.is_system else getattr(_user(actor), "pk", None)
+    _notify(
+        "revoked" if status == DelegationGrant.Status.REVOKED else "cancelled",
+        [g.pk for g in grants if status == DelegationGrant.Status.REVOKED or g.requested_by_id != user_id],
+    )
     for g in grants:
         before = {"status": g.status}
         g.status = status
@@ -995,4 +1007,3 @@ def on_person_deactivated(*, user, actor: Actor, now: datetime) -> None:
         .order_by("pk")
     )
     _end(actor, pending, DelegationGrant.Status.CANCELLED, f"The requester {user.get_username()} was deactivated.", now)
-    _notify("cancelled", [g.pk for g in pending])

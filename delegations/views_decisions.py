@@ -42,6 +42,8 @@ from .selectors import decision_log_visible
 
 #: Logged decisions an agent's section shows (the rest are in the log, filtered by the agent).
 RECENT_DECISIONS = 10
+#: Allows shown beside them: a burst of sampled allows never pushes the denials off the agent page.
+RECENT_ALLOWS = 5
 TEST_TEMPLATE = "delegations/decision_test.html"
 LIST_TEMPLATE = "delegations/decision_list.html"
 AGENT_TEMPLATE = "delegations/decision_agent.html"
@@ -173,20 +175,26 @@ def decision_list(request: HttpRequest) -> HttpResponse:
 @login_required
 @require_GET
 def agent_decisions(request: HttpRequest, slug: str) -> HttpResponse:
-    """An agent's last ``RECENT_DECISIONS`` logged decisions (the agent page loads this section; without
-    JavaScript it is a page of its own), with links to the log filtered by the agent and to the test
-    form prefilled with it. Only agents the viewer may see (404 otherwise)."""
+    """An agent's last ``RECENT_DECISIONS`` logged denials and last ``RECENT_ALLOWS`` logged allows,
+    newest first (the agent page loads this section; without JavaScript it is a page of its own),
+    with links to the log filtered by the agent and to the test form prefilled with it. Only agents
+    the viewer may see (404 otherwise)."""
     try:
         agent = inventory_selectors.agent_get(user=request.user, slug=slug)
     except Agent.DoesNotExist:
         raise Http404("No agent with this name that you may see.") from None
-    entries = list(decision_log_visible(user=request.user).filter(agent=agent)[:RECENT_DECISIONS])
+    logged = decision_log_visible(user=request.user).filter(agent=agent)
+    entries = list(logged.filter(outcome="deny")[:RECENT_DECISIONS]) + list(
+        logged.filter(outcome="allow")[:RECENT_ALLOWS]
+    )
+    entries.sort(key=lambda e: (e.decided_at, e.pk), reverse=True)
     _explain(entries)
     context = {
         "section": "agents",
         "agent": agent,
         "entries": entries,
         "limit": RECENT_DECISIONS,
+        "allows": RECENT_ALLOWS,
         "may_test": may_test_decisions(request.user),
     }
     response = render(request, f"{AGENT_TEMPLATE}#decisions" if wants_partial(request) else AGENT_TEMPLATE, context)

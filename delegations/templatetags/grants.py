@@ -34,12 +34,24 @@ def duration(value: timedelta | None) -> str:
 
 @register.simple_tag(takes_context=True)
 def pending_grant_count(context) -> int | None:
-    """Requests waiting for approval, for an IAM admin (one ``COUNT`` query); ``None`` for anyone else."""
+    """Requests an IAM admin may decide now (one ``COUNT`` query); ``None`` for anyone else.
+
+    Pending requests less those ``permissions.decision_refusal`` keeps from them: their own, those of
+    agents they own or back up, those acting on their behalf, and those they already decided.
+    """
     request = context.get("request")
     user = getattr(request, "user", None)
     if not is_iam_admin(user):
         return None
-    return DelegationGrant.objects.pending().count()
+    return (
+        DelegationGrant.objects.pending()
+        .exclude(requested_by=user)
+        .exclude(agent__owner=user)
+        .exclude(agent__backup_owner=user)
+        .exclude(on_behalf_of=user)
+        .exclude(approvals__approver=user)
+        .count()
+    )
 
 
 _STATE_LABELS = dict(DelegationGrant.STATES)

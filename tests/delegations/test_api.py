@@ -392,6 +392,7 @@ def test_high_tier_request_needs_two_approvers(world):
         ({"scopes": [{"tool": "github", "access": "execute"}]}, "scopes", "offers only read, write"),
         ({"scopes": [{"tool": "slack", "access": "read"}]}, "scopes", "no tool named 'slack'"),
         ({"scopes": [{"tool": "github", "access": "read", "resource": "a*b*"}]}, "scopes", "one '*'"),
+        ({"scopes": [{"tool": "github", "access": "read", "resource": "../*"}]}, "scopes", "'.' or '..' segments"),
         ({"scopes": [{"tool": 1, "access": "read"}]}, "scopes", "JSON string"),
         ({"intents": "triage"}, "intents", ""),
         ({"intents": [1]}, "intents", "JSON string"),

@@ -493,6 +493,14 @@ def test_agent_section_shows_its_last_ten_newest_first_with_links(owner, low_age
     assert b"<html" in page.content and b"Recent decisions of Ticket triage" in page.content
 
 
+def test_a_burst_of_allows_never_pushes_the_denials_off_the_agent_section(owner, low_agent):
+    denials = [log(low_agent, at=T0 + timedelta(seconds=i), reasons=("no_grant",)) for i in range(3)]
+    allows = [log(low_agent, at=T0 + timedelta(minutes=1, seconds=i), outcome="allow", reasons=()) for i in range(12)]
+    response = client_as(owner).get(reverse("agent-decisions", args=[low_agent.slug]), headers=HTMX)
+    shown = [e.pk for e in response.context["entries"]]
+    assert shown == [e.pk for e in reversed(allows)][:5] + [e.pk for e in reversed(denials)]
+
+
 def test_agent_section_is_empty_for_an_agent_without_decisions_and_offers_no_test_to_others(people, low_agent):
     response = client_as(people["admin"]).get(reverse("agent-decisions", args=[low_agent.slug]), headers=HTMX)
     assert "No decisions logged for this agent." in response.content.decode()
@@ -507,7 +515,11 @@ def test_agent_section_query_count_does_not_grow(owner, low_agent, django_assert
         log(low_agent, at=T0 + timedelta(seconds=i))
     client = client_as(owner)
     client.get(reverse("agent-decisions", args=[low_agent.slug]))
-    with django_assert_max_num_queries(5):
+    with django_assert_max_num_queries(6):  # the denials and the allows are read apart
+        client.get(reverse("agent-decisions", args=[low_agent.slug]), headers=HTMX)
+    for i in range(30):
+        log(low_agent, at=T0 + timedelta(minutes=1, seconds=i), outcome="allow", reasons=())
+    with django_assert_max_num_queries(6):
         client.get(reverse("agent-decisions", args=[low_agent.slug]), headers=HTMX)
 
 

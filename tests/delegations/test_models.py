@@ -228,7 +228,7 @@ def test_resource_matches(pattern, resource, matches):
     assert resource_matches(pattern, resource) is matches
 
 
-@pytest.mark.parametrize("pattern", ["", "repo:acme/x", "repo:acme/*", "*"])
+@pytest.mark.parametrize("pattern", ["", "repo:acme/x", "repo:acme/*", "*", "v1.2/*", "a..b/*", "..x"])
 def test_valid_resource_patterns(pattern):
     validate_resource_pattern(pattern)
 
@@ -236,6 +236,14 @@ def test_valid_resource_patterns(pattern):
 @pytest.mark.parametrize("pattern", ["repo:*/x", "**", "repo:acme x", "repo:acme/\tx", "repo:\x00"])
 def test_invalid_resource_patterns(pattern):
     with pytest.raises(ValidationError):
+        validate_resource_pattern(pattern)
+
+
+@pytest.mark.parametrize("pattern", ["../*", "../etc/*", "a/./b", "a/..", "a\\..\\b*", "a%2e%2e/*", "a%2Fb", "./*"])
+def test_a_pattern_no_resource_could_match_is_refused(pattern):
+    """Decisions refuse resources with dot segments or encoded separators (``resource_problem``), so
+    a pattern holding them would be a grant that never applies: refused when asked for."""
+    with pytest.raises(ValidationError, match="A resource pattern may not contain"):
         validate_resource_pattern(pattern)
 
 

@@ -11,6 +11,7 @@ from delegations.models import DelegationGrant
 from delegations.notifications import KINDS, grant_notifications_send, message_for
 from delegations.services import ScopeRequest as S
 from governance.audit import Actor
+from governance.errors import ValidationError
 from tests.factories import T0, AgentFactory, GrantFactory, IamAdminFactory, OwnerFactory, ToolFactory, UserFactory
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("frozen_now")]
@@ -159,7 +160,7 @@ def test_endings_go_to_the_requester_and_the_owner_in_one_message(agent, request
     assert mail.subject == subject.format(pk=g.pk)
     assert f"/grants/{g.pk}/" in mail.body
     if kind == "cancelled":
-        assert "was cancelled: Not needed." in mail.body
+        assert "was cancelled by" not in mail.body and "was cancelled: Not needed." in mail.body
     else:
         assert "(github:read)" in mail.body
 
@@ -175,9 +176,80 @@ def test_a_person_is_written_to_once_and_only_with_an_address(agent, owner, mail
 
 
 def test_an_unknown_kind_is_an_error(agent):
-    assert KINDS == ("requested", "decided", "expiring", "expired", "cancelled")
-    with pytest.raises(ValueError, match="unknown notification 'revoked'"):
-        message_for("revoked", GrantFactory(agent=agent))
+    assert KINDS == ("requested", "approved", "denied", "expiring", "expired", "revoked", "cancelled")
+    with pytest.raises(ValueError, match="unknown notification 'decided'"):
+        message_for("decided", GrantFactory(agent=agent))
+
+
+# --- each mail tells its own event, whatever happened before it was sent ------------------------
+
+
+def test_an_approval_mailed_after_a_revocation_still_names_the_approver_and_the_comment(
+    agent, requester, owner, approver_actor, mailoutbox
+):
+    """The approval's task runs late (a busy worker): by then the grant was revoked by someone else.
+    The approval mail still says who approved and why; the revocation has its own mail."""
+    g = GrantFactory(agent=agent, requested_by=requester, status="pending", scopes=[("github", "read", "")])
+    services.grant_approve(actor=approver_actor, grant=g, comment="fine")
+    services.grant_revoke(actor=Actor.person(owner), grant=g, reason="Done by the owner.")
+    assert grant_notifications_send(kind="approved", grant_ids=[g.pk]) == 1
+    assert grant_notifications_send(kind="revoked", grant_ids=[g.pk]) == 1
+    approved, revoked = mailoutbox
+    assert approved.subject == "[Warrant] Your grant request for Ticket triage was approved"
+    assert approved.body.startswith(
+        f"Your request #{g.pk} for Ticket triage was approved by amara.approver.\nReason: fine\n"
+        "It authorises from 2026-11-15 06:00 UTC until 2026-11-16 06:00 UTC.\n"
+        "It has since been revoked (2026-11-15 06:00 UTC).\n"
+    )
+    assert revoked.subject == f"[Warrant] Grant #{g.pk} for Ticket triage was revoked"
+    assert revoked.to == ["rita.requester@example.com", "olivia.owner@example.com"]
+    assert revoked.body.startswith(
+        f"Grant #{g.pk} to Ticket triage (github:read) was revoked by olivia.owner at 2026-11-15 06:00 UTC: "
+        "Done by the owner.\n"
+    )
+
+
+def test_a_revocation_mails_every_grant_it_ends_down_the_chain(
+    agent, requester, owner, mailoutbox, django_capture_on_commit_callbacks
+):
+    parent = GrantFactory(agent=agent, requested_by=requester, scopes=[("github", "read", "")])
+    child = GrantFactory(agent=AgentFactory(owner=owner), requested_by=owner, parent=parent, depth=2)
+    with django_capture_on_commit_callbacks(execute=True):
+        services.grant_revoke(actor=Actor.person(owner), grant=parent, reason="Incident 42.")
+    assert sorted(m.subject for m in mailoutbox) == sorted(
+        [
+            f"[Warrant] Grant #{parent.pk} for Ticket triage was revoked",
+            f"[Warrant] Grant #{child.pk} for {child.agent.name} was revoked",
+        ]
+    )
+    assert all("was revoked by olivia.owner" in m.body and "Incident 42." in m.body for m in mailoutbox)
+
+
+def test_a_request_cancelled_by_someone_else_needs_a_reason_and_tells_the_requester(
+    agent, requester, owner, mailoutbox, django_capture_on_commit_callbacks
+):
+    g = GrantFactory(agent=agent, requested_by=requester, status="pending")
+    with pytest.raises(ValidationError, match="not your own request"):
+        services.grant_cancel(actor=Actor.person(owner), grant=g, reason="  ")
+    g.refresh_from_db()
+    assert g.status == "pending" and mailoutbox == []
+    with django_capture_on_commit_callbacks(execute=True):
+        services.grant_cancel(actor=Actor.person(owner), grant=g, reason="Use the shared grant instead.")
+    (mail,) = mailoutbox
+    assert mail.to == ["rita.requester@example.com", "olivia.owner@example.com"]
+    cancelled = f"Request #{g.pk} for Ticket triage was cancelled by olivia.owner: Use the shared grant instead."
+    assert cancelled in mail.body
+
+
+def test_a_requester_withdrawing_their_own_request_needs_no_reason_and_gets_no_mail(
+    agent, requester, mailoutbox, django_capture_on_commit_callbacks
+):
+    g = GrantFactory(agent=agent, requested_by=requester, status="pending")
+    with django_capture_on_commit_callbacks(execute=True):
+        services.grant_cancel(actor=Actor.person(requester), grant=g)
+    g.refresh_from_db()
+    assert (g.status, g.end_reason) == ("cancelled", "Cancelled.")
+    assert mailoutbox == []
 
 
 def test_sending_reads_a_fixed_number_of_queries_whatever_the_number_of_grants(agent, requester):

@@ -277,8 +277,9 @@ def test_approve_inline_over_htmx_re_renders_the_row(
     assert "Approved (1 of 2 approvals)" in body and "1 of 2" in body
     assert "You already decided this request" not in body  # the outcome is shown once, not twice
     assert "approve-form" not in body
-    # The navigation's count of waiting requests is replaced out of band: this one still waits.
-    assert '<template><span class="nav-count" id="nav-pending-count"' in body and 'hx-swap-oob="true">1</span>' in body
+    # The navigation's count of requests waiting for this admin is replaced out of band: this one still
+    # waits for a second approver, but no longer for them.
+    assert '<template><span class="nav-count" id="nav-pending-count"' in body and 'hx-swap-oob="true">0</span>' in body
     event = trail.only("grant.approve", actor=Actor.person(approver), obj=grant)
     assert event.after["comment"] == "Looks right."
 
@@ -976,6 +977,23 @@ def test_navigation_counts_pending_requests_for_iam_admins(people, pending):
     owner_nav = client_as(people["owner"]).get(reverse("grant-list")).content.decode()
     owner_nav = owner_nav.split('<nav aria-label="Main">')[1].split("</nav>")[0]
     assert ">Grants</a>" in owner_nav and "Approvals" not in owner_nav
+
+
+def test_the_navigation_count_leaves_out_requests_the_admin_may_not_decide(owner, approver, low_agent):
+    """Their own request, their own agent's, one acting for them, one they already decided: not theirs to do."""
+    mine = AgentFactory(owner=approver, slug="approvers-bot")
+    ToolFactory(agent=mine, name="github", access_levels=["read"])
+    GrantFactory(agent=low_agent, requested_by=approver, status="pending")
+    GrantFactory(agent=mine, requested_by=owner, status="pending")
+    GrantFactory(agent=low_agent, requested_by=owner, on_behalf_of=approver, status="pending")
+    decided = GrantFactory(agent=low_agent, requested_by=owner, status="pending", approvals_required=2)
+    Approval.objects.create(grant=decided, approver=approver, decision="approve", decided_at=T0)
+    waiting = GrantFactory(agent=low_agent, requested_by=owner, status="pending")
+    nav = client_as(approver).get(reverse("grant-list")).content.decode()
+    assert 'data-testid="nav-pending-count" title="1 request waiting for your decision">1</span>' in nav
+    waiting.delete()
+    nav = client_as(approver).get(reverse("grant-list")).content.decode()
+    assert 'title="0 requests waiting for your decision" hidden>0</span>' in nav
 
 
 # --- policy settings -------------------------------------------------------------------------------------

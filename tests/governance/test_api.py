@@ -564,6 +564,15 @@ def test_schema_and_docs_answer_with_or_without_the_slash(path, client):
 
 
 @pytest.mark.django_db
+@pytest.mark.parametrize("path", ["/api/docs/", "/api/redoc/"])
+def test_the_api_docs_load_nothing_from_other_sites(path, client):
+    page = client.get(path).content.decode()
+    assert "googleapis" not in page and "cdn." not in page and "https://" not in page
+    if path == "/api/redoc/":  # ReDoc's bundle names its maker's logo: the page's policy keeps images here
+        assert "img-src 'self' data:" in page
+
+
+@pytest.mark.django_db
 def test_api_root_without_its_slash_leads_to_the_root(world):
     response = session_client(world["people"]["owner"]).get("/api/v1", follow=True)
     assert response.redirect_chain[-1][0] == "/api/v1/"
