@@ -1,7 +1,8 @@
 """E-mails about delegation grants, sent after the change commits (by ``tasks.send_grant_notifications``).
 
 - ``requested``: every active IAM admin who may decide it (never the requester, the agent's
-  owner or backup owner, or the person it acts for) — a new request waits in the queue.
+  owner or backup owner, or the person it acts for) — a new request waits in the queue; not sent
+  if it no longer waits when the task runs.
 - ``approved`` / ``denied``: the requester — by whom and why (every approver, with their
   comments, when several approved).
 - ``expiring``: the requester and the agent's owner — the grant ends within the reminder window.
@@ -62,6 +63,8 @@ def message_for(kind: str, grant: DelegationGrant) -> EmailMessage | None:
     agent = grant.agent
     owner_and_requester = _emails([grant.requested_by, agent.owner])
     if kind == "requested":
+        if grant.status != DelegationGrant.Status.PENDING:
+            return None  # decided, cancelled or withdrawn before the mail left: nothing waits for anyone
         to = _emails(_approvers(grant))
         subject = f"[Warrant] Grant request for {agent.name} awaits approval"
         body = (

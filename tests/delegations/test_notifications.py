@@ -184,6 +184,13 @@ def test_an_unknown_kind_is_an_error(agent):
 # --- each mail tells its own event, whatever happened before it was sent ------------------------
 
 
+def test_approvers_are_not_asked_to_decide_a_request_that_no_longer_waits(agent, requester, approver, mailoutbox):
+    g = GrantFactory(agent=agent, requested_by=requester, status="pending")
+    services.grant_cancel(actor=Actor.person(requester), grant=g)
+    assert grant_notifications_send(kind="requested", grant_ids=[g.pk]) == 0
+    assert mailoutbox == []
+
+
 def test_an_approval_mailed_after_a_revocation_still_names_the_approver_and_the_comment(
     agent, requester, owner, approver_actor, mailoutbox
 ):
