@@ -574,7 +574,6 @@ _LOG_FIELDS = (
     "requested_by_id",
     "requested_via",
 )
-_LOG_SQL: dict[bool, str] = {}  # asynchronous commit or not → the insert
 
 
 @functools.cache
@@ -583,21 +582,19 @@ def _log_fields() -> tuple:
     return tuple(DecisionLog._meta.get_field(name) for name in _LOG_FIELDS)
 
 
+@functools.cache
 def _log_sql(asynchronous: bool) -> str:
     """The decision log's insert; ``asynchronous`` (PostgreSQL, outside a transaction) also turns
     ``synchronous_commit`` off for the statement's own transaction (``set_config(…, true)``, local to it)."""
-    if asynchronous not in _LOG_SQL:
-        meta = DecisionLog._meta
-        columns = ", ".join(meta.get_field(name).column for name in _LOG_FIELDS)
-        values = ", ".join(["%s"] * len(_LOG_FIELDS))
-        if asynchronous:
-            _LOG_SQL[True] = (
-                f"INSERT INTO {meta.db_table} ({columns}) SELECT {values} "
-                "FROM (SELECT set_config('synchronous_commit', 'off', true)) AS asynchronous_commit"
-            )
-        else:
-            _LOG_SQL[False] = f"INSERT INTO {meta.db_table} ({columns}) VALUES ({values})"
-    return _LOG_SQL[asynchronous]
+    columns = ", ".join(field.column for field in _log_fields())
+    values = ", ".join(["%s"] * len(_LOG_FIELDS))
+    table = DecisionLog._meta.db_table
+    if asynchronous:
+        return (
+            f"INSERT INTO {table} ({columns}) SELECT {values} "
+            "FROM (SELECT set_config('synchronous_commit', 'off', true)) AS asynchronous_commit"
+        )
+    return f"INSERT INTO {table} ({columns}) VALUES ({values})"
 
 
 def decision_log_write(

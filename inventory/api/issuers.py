@@ -48,20 +48,7 @@ class TrustedIssuerSerializer(OutputModelSerializer):
 
     class Meta:
         model = TrustedIssuer
-        fields = [
-            "id",
-            "name",
-            "kind",
-            "issuer",
-            "jwks_url",
-            "jwks",
-            "audiences",
-            "algorithms",
-            "clock_skew_seconds",
-            "enabled",
-            "created_at",
-            "updated_at",
-        ]
+        fields = ["id", *identity_proof.TRUSTED_ISSUER_FIELDS, "created_at", "updated_at"]
 
 
 def _audiences(**kwargs) -> serializers.ListField:
